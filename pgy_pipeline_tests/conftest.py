@@ -1,0 +1,35 @@
+"""Shared fixtures: a real Postgres database per test (see pgy_pipeline_tests/pg.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgy_pipeline.warehouse.engine import embedded_url
+from pgy_pipeline_tests.pg import fresh_database, server_url
+
+
+@pytest.fixture(scope="session")
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pgy-home")
+
+
+@pytest.fixture(scope="session")
+def admin_url(embedded_home: Path) -> str:
+    """Maintenance URL of the test server (PGY_TEST_DATABASE_URL, else embedded)."""
+    return server_url(embedded_home)
+
+
+@pytest.fixture(scope="session")
+def embedded_admin_url(embedded_home: Path) -> str:
+    """Maintenance URL of the embedded server, whatever PGY_TEST_DATABASE_URL says."""
+    return embedded_url(embedded_home)
+
+
+@pytest.fixture
+def database_url(admin_url: str) -> Iterator[str]:
+    """An empty database of its own for this test."""
+    with fresh_database(admin_url) as url:
+        yield url
