@@ -80,6 +80,14 @@ class Outcome(StrEnum):
         return self is Outcome.OK
 
 
+class CallRequest(NamedTuple):
+    """One call to make: a KOL's series, far enough back to reach `days_wanted` days ending at the latest date."""
+
+    kol_id: str
+    series: Series
+    days_wanted: int
+
+
 class Attempt(NamedTuple):
     """One HTTP request of a call, as it goes to `pgy.fetch_log` (the token is never in any field)."""
 
