@@ -1,0 +1,49 @@
+-- 0001: the tracked KOL set and the deduplicated follower trend with its revision history (DESIGN.md §4).
+-- Table and column names here are a public contract: add columns in later migrations, never rename.
+
+CREATE SCHEMA IF NOT EXISTS pgy;
+
+CREATE TABLE pgy.tracked_kol (
+    kol_id             text PRIMARY KEY
+                       CONSTRAINT tracked_kol_kol_id_format CHECK (kol_id ~ '^[0-9A-Za-z_-]{1,64}$'),
+    active             boolean     NOT NULL DEFAULT true,
+    label              text,
+    added_at           timestamptz NOT NULL DEFAULT now(),
+    deactivated_at     timestamptz,
+    -- Set when a call for this KOL ends in code 201 (no content) or 400 (invalid params); cleared on success.
+    last_error_code    integer,
+    last_error_message text,
+    last_error_at      timestamptz
+);
+COMMENT ON TABLE pgy.tracked_kol IS 'KOLs the daily run fetches; last_error_* flags ids the API rejects (201/400).';
+
+-- One row per KOL, China-calendar date and series, however many API windows covered that date.
+-- The primary key (kol_id, date_key, increase_type) is the contract; kol_id first keeps one KOL's rows
+-- together in the index, which is what both the loader's merge and per-KOL analyst queries walk.
+-- No foreign keys: a per-row FK trigger would cost more than the whole merge (loads are validated upstream).
+CREATE TABLE pgy.kol_fans_trend (
+    kol_id        text   NOT NULL,
+    date_key      date   NOT NULL,
+    increase_type text   NOT NULL CONSTRAINT kol_fans_trend_increase_type CHECK (increase_type IN ('total_fans', 'new_fans')),
+    num           bigint NOT NULL,
+    first_seen_at timestamptz NOT NULL DEFAULT now(),  -- when the warehouse first stored this key
+    updated_at    timestamptz NOT NULL DEFAULT now(),  -- when num last changed (= first_seen_at if never)
+    fetch_log_id  bigint,                              -- pgy.fetch_log.id of the call that delivered the current num
+    CONSTRAINT kol_fans_trend_pkey PRIMARY KEY (kol_id, date_key, increase_type)
+);
+COMMENT ON TABLE pgy.kol_fans_trend IS 'Deduplicated KOL follower trend: one row per (kol_id, date_key, increase_type).';
+
+-- Every change of a stored num (a restatement by the API): old and new value, when, and which fetch.
+CREATE TABLE pgy.kol_fans_trend_revision (
+    id            bigserial   PRIMARY KEY,
+    kol_id        text        NOT NULL,
+    date_key      date        NOT NULL,
+    increase_type text        NOT NULL,
+    old_num       bigint      NOT NULL,
+    new_num       bigint      NOT NULL,
+    changed_at    timestamptz NOT NULL DEFAULT now(),
+    fetch_log_id  bigint
+);
+CREATE INDEX kol_fans_trend_revision_key_idx
+    ON pgy.kol_fans_trend_revision (kol_id, date_key, increase_type, changed_at);
+COMMENT ON TABLE pgy.kol_fans_trend_revision IS 'History of restated values in pgy.kol_fans_trend (old_num -> new_num).';
