@@ -134,8 +134,17 @@ class StopRun(Exception):
     Carries the code and a one-sentence reason a user can act on; never the token.
     """
 
-    def __init__(self, reason: str, *, api_code: int | None = None, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        api_code: int | None = None,
+        http_status: int | None = None,
+        result: CallResult | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.api_code = api_code
         self.http_status = http_status
+        # The call that hit the stop (outcome STOPPED, its attempts included) so the caller can record it.
+        self.result = result
