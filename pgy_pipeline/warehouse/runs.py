@@ -1,0 +1,200 @@
+"""The warehouse questions a run and its asset checks ask: who to fetch, what is already in hand, what is missing.
+
+Answers come from the warehouse itself (`kol_fans_trend`, `fetch_log`, `tracked_kol`), never from
+Dagster's event log, so a rerun, a CLI run and a UI backfill all agree on what "done" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Engine, text
+
+from pgy_pipeline.model import Outcome, Series
+
+MAX_LISTED = 50  # details listed per question; counts are always complete
+
+
+def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[str]:
+    """Active tracked KOLs in id order; restricted to `only` when given (inactive/unknown names drop out)."""
+    sql = "select kol_id from pgy.tracked_kol where active"
+    params: dict[str, object] = {}
+    if only is not None:
+        sql += " and kol_id = any(:ids)"
+        params["ids"] = list(only)
+    with engine.connect() as conn:
+        return list(conn.scalars(text(sql + " order by kol_id"), params))
+
+
+def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> set[tuple[str, Series]]:
+    """(KOL, series) whose data for start..end is already in hand, so a rerun need not bill them again.
+
+    In hand means: the warehouse has every date of the range, or a successful call's window covered
+    the whole range (the API may leave a hole; calling again would not fill it), or the API said "no
+    such KOL" (201, billed) for a run over this very range.
+    """
+    if not kol_ids:
+        return set()
+    sql = """
+        select kol_id, increase_type from pgy.kol_fans_trend
+         where kol_id = any(:ids) and date_key between :start and :end
+         group by kol_id, increase_type having count(*) = :days
+        union
+        select kol_id, increase_type from pgy.fetch_log
+         where kol_id = any(:ids) and is_final and outcome = :ok
+           and first_date_key <= :start and last_date_key >= :end
+        union
+        select kol_id, increase_type from pgy.fetch_log
+         where kol_id = any(:ids) and is_final and outcome = :no_content
+           and partition_start <= :start and partition_end >= :end
+    """
+    params = {
+        "ids": list(kol_ids),
+        "start": start,
+        "end": end,
+        "days": (end - start).days + 1,
+        "ok": Outcome.OK.value,
+        "no_content": Outcome.NO_CONTENT.value,
+    }
+    with engine.connect() as conn:
+        return {(k, Series(s)) for k, s in conn.execute(text(sql), params)}
+
+
+def flagged_kols(engine: Engine, kol_ids: Sequence[str]) -> dict[str, tuple[int | None, str | None]]:
+    """KOLs the API does not serve (flagged 201 no content / 400 invalid id) → (code, message)."""
+    if not kol_ids:
+        return {}
+    sql = (
+        "select kol_id, last_error_code, last_error_message from pgy.tracked_kol "
+        "where kol_id = any(:ids) and last_error_at is not null"
+    )
+    with engine.connect() as conn:
+        return {k: (c, m) for k, c, m in conn.execute(text(sql), {"ids": list(kol_ids)})}
+
+
+def missing_dates(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> dict[str, list[date]]:
+    """Per KOL, the dates in start..end lacking either series (KOLs with nothing missing are left out)."""
+    if not kol_ids or end < start:
+        return {}
+    sql = """
+        select k.kol_id, d.day::date
+          from unnest(cast(:ids as text[])) as k(kol_id)
+         cross join generate_series(cast(:start as date), cast(:end as date), interval '1 day') as d(day)
+          left join pgy.kol_fans_trend t on t.kol_id = k.kol_id and t.date_key = d.day::date
+         group by k.kol_id, d.day
+        having count(t.kol_id) < 2
+         order by k.kol_id, d.day
+    """
+    out: dict[str, list[date]] = {}
+    with engine.connect() as conn:
+        for kol_id, day in conn.execute(text(sql), {"ids": list(kol_ids), "start": start, "end": end}):
+            out.setdefault(kol_id, []).append(day)
+    return out
+
+
+@dataclass(frozen=True)
+class SeriesGap:
+    """Dates missing inside one KOL series' stored span (a hole, not staleness)."""
+
+    kol_id: str
+    increase_type: str
+    missing: int
+    first_missing: date
+
+
+def series_gaps(engine: Engine, as_of: date, days: int = 60) -> list[SeriesGap]:
+    """Holes in each active KOL's series over the `days` days ending `as_of`.
+
+    A hole is a date missing between the first and last date the series has in that span; a series
+    that merely stops early is the freshness check's business, not this one's.
+    """
+    sql = """
+        with t as (
+            select t.kol_id, t.increase_type, t.date_key,
+                   lead(t.date_key) over (partition by t.kol_id, t.increase_type order by t.date_key) as next_key
+              from pgy.kol_fans_trend t join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
+             where t.date_key between :lo and :hi
+        )
+        select kol_id, increase_type, sum(next_key - date_key - 1)::int, min(date_key + 1)
+          from t where next_key - date_key > 1
+         group by kol_id, increase_type order by kol_id, increase_type
+    """
+    params = {"lo": as_of - timedelta(days=days - 1), "hi": as_of}
+    with engine.connect() as conn:
+        return [SeriesGap(*row) for row in conn.execute(text(sql), params)]
+
+
+@dataclass(frozen=True)
+class Inconsistency:
+    """A date where new fans differ from the day-over-day change in total fans."""
+
+    kol_id: str
+    date_key: date
+    new_fans: int
+    total_delta: int
+
+
+def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, int, list[Inconsistency]]:
+    """(dates compared, dates inconsistent, up to MAX_LISTED examples) for active KOLs over `days` days.
+
+    Compared only where new[d], total[d] and total[d-1] all exist.
+    """
+    sql = """
+        with c as (
+            select t.kol_id, t.date_key, n.num as new_fans, t.num - p.num as total_delta
+              from pgy.kol_fans_trend t
+              join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
+              join pgy.kol_fans_trend p
+                on p.kol_id = t.kol_id and p.increase_type = 'total_fans' and p.date_key = t.date_key - 1
+              join pgy.kol_fans_trend n
+                on n.kol_id = t.kol_id and n.increase_type = 'new_fans' and n.date_key = t.date_key
+             where t.increase_type = 'total_fans' and t.date_key between :lo and :hi
+        )
+        select count(*), count(*) filter (where new_fans <> total_delta),
+               (select coalesce(json_agg(x), '[]') from (
+                    select kol_id, date_key, new_fans, total_delta from c where new_fans <> total_delta
+                     order by kol_id, date_key limit :cap) x)
+          from c
+    """
+    params = {"lo": as_of - timedelta(days=days - 1), "hi": as_of, "cap": MAX_LISTED}
+    with engine.connect() as conn:
+        compared, bad, examples = conn.execute(text(sql), params).one()
+    return (
+        compared,
+        bad,
+        [
+            Inconsistency(e["kol_id"], date.fromisoformat(e["date_key"]), e["new_fans"], e["total_delta"])
+            for e in examples
+        ],
+    )
+
+
+def stale_kols(engine: Engine, as_of: date, max_age_days: int = 2) -> list[tuple[str, date | None]]:
+    """Active, unflagged KOLs whose newest date_key is older than `as_of - max_age_days` (or who have none)."""
+    sql = """
+        select k.kol_id, max(t.date_key)
+          from pgy.tracked_kol k left join pgy.kol_fans_trend t on t.kol_id = k.kol_id
+         where k.active and k.last_error_at is null
+         group by k.kol_id
+        having max(t.date_key) is null or max(t.date_key) < :oldest
+         order by k.kol_id
+    """
+    with engine.connect() as conn:
+        return [(k, d) for k, d in conn.execute(text(sql), {"oldest": as_of - timedelta(days=max_age_days)})]
+
+
+def kols_added_since(engine: Engine, since: str | None) -> tuple[list[str], str | None]:
+    """Active KOLs whose `added_at` is after the ISO timestamp `since` (all when None), and the new cursor.
+
+    The cursor is the newest `added_at` seen, as ISO text, so a sensor can resume where it left off.
+    """
+    sql = "select kol_id, added_at from pgy.tracked_kol where active"
+    params: dict[str, object] = {}
+    if since is not None:
+        sql += " and added_at > cast(:since as timestamptz)"
+        params["since"] = since
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql + " order by added_at, kol_id"), params).all()
+    return [k for k, _ in rows], (rows[-1][1].isoformat() if rows else since)
