@@ -40,6 +40,64 @@ def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.set_defaults(handler=_db_upgrade)
 
 
+# --- kols -------------------------------------------------------------------------------------------
+
+
+def _kols(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from pgy_pipeline.model import InvalidKolId
+    from pgy_pipeline.warehouse import kols
+    from pgy_pipeline.warehouse.migrate import ensure_schema
+
+    try:
+        if args.kols_command in ("add", "remove"):
+            kols.validate_ids(args.ids)  # before touching the database: a typo must not start Postgres
+        engine = _engine(settings)
+        ensure_schema(engine)
+        if args.kols_command == "add":
+            added = kols.add_kols(engine, args.ids, label=args.label)
+        elif args.kols_command == "import":
+            added = kols.import_kols(engine, Path(args.file), label=args.label)
+        elif args.kols_command == "remove":
+            removed = kols.remove_kols(engine, args.ids)
+            print(f"{removed.deactivated} deactivated, {removed.already_inactive} already inactive")
+            if removed.unknown:
+                print(f"not tracked (nothing to do): {' '.join(removed.unknown)}")
+            return 0
+        else:
+            rows = kols.list_kols(engine, include_inactive=args.all)
+            for k in rows:
+                error = k.last_error_code is not None
+                flag = f"  last error {k.last_error_code}: {k.last_error_message}" if error else ""
+                state = "active" if k.active else "inactive"
+                print(f"{k.kol_id}  {state:8}  {k.label or '-'}  added {k.added_at:%Y-%m-%d %H:%M}{flag}")
+            print(f"{len(rows)} KOL(s)", file=sys.stderr)
+            return 0
+    except InvalidKolId as exc:
+        print(f"pgy-pipeline: {exc}", file=sys.stderr)
+        return 2
+    print(f"{added.added} added, {added.reactivated} reactivated, {added.already_active} already tracked")
+    return 0
+
+
+def _add_kols(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    kp = sub.add_parser("kols", help="the tracked KOL set (pgy.tracked_kol)")
+    ks = kp.add_subparsers(dest="kols_command", required=True)
+    add = ks.add_parser("add", help="track KOL ids (re-adding is harmless; reactivates removed ones)")
+    add.add_argument("ids", nargs="+", metavar="ID", help="Xiaohongshu user id (24 hex characters)")
+    add.add_argument("--label", help="free-text label stored with the KOLs")
+    rm = ks.add_parser("remove", help="stop fetching KOL ids (their history stays)")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    imp = ks.add_parser("import", help="track ids from a CSV with a kol_id column, or one id a line")
+    imp.add_argument("file")
+    imp.add_argument("--label", help="free-text label stored with the KOLs")
+    ls = ks.add_parser("list", help="tracked KOLs (active ones unless --all)")
+    ls.add_argument("--all", action="store_true", help="include removed (inactive) KOLs")
+    for p in (add, rm, imp, ls):
+        p.set_defaults(handler=_kols)
+
+
 # --- entry point ------------------------------------------------------------------------------------
 
 
@@ -48,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_db(sub)
+    _add_kols(sub)
     return parser
 
 
