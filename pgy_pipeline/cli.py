@@ -98,6 +98,23 @@ def _add_kols(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.set_defaults(handler=_kols)
 
 
+# --- simulator ---------------------------------------------------------------------------------------
+
+
+def _simulator(args: argparse.Namespace, settings: Settings) -> int:
+    from pgy_pipeline.simulator.standalone import run
+
+    return run(args)
+
+
+def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pgy_pipeline.simulator.standalone import add_arguments
+
+    sim = sub.add_parser("simulator", help="run a local Just One API simulator (real HTTP on loopback)")
+    add_arguments(sim)
+    sim.set_defaults(handler=_simulator)
+
+
 # --- entry point ------------------------------------------------------------------------------------
 
 
@@ -107,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_db(sub)
     _add_kols(sub)
+    _add_simulator(sub)
     return parser
 
 

@@ -1,0 +1,156 @@
+"""Envelope and data validation: raw bytes → (code, message, ids) → normalised TrendPoints.
+
+The platform's Java backend has been seen to serialise numbers as strings and `code` as both an int
+and a string, so parsing is tolerant about *representation* and strict about *meaning*:
+
+* `code` and `num`: a JSON integer, or a string of ASCII digits with an optional leading '-'
+  (e.g. "8430"). Rejected: booleans, null, any JSON float (even 8430.0: a float above 2**53 is
+  silently rounded, so a float can never be trusted as an exact count), "84.3", " 8430", "+8430".
+* `num` must fit a Postgres bigint; total fans must not be negative (new fans may be).
+* `dateKey` must be a real YYYY-MM-DD date, not after China's today.
+* Duplicate dateKeys collapse when they agree and make the response malformed when they do not;
+  unsorted lists and longer windows than asked are accepted and sorted.
+* `fansNumInc` / `fansNumIncRate` are summaries the warehouse can recompute: an unusable value
+  becomes None rather than failing the whole response.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, Series, TrendPoint
+
+_INT_STRING = re.compile(r"-?[0-9]{1,25}")
+_DATE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Malformed(ValueError):
+    """The body is not a usable envelope or trend; the message says what is wrong (no token in it)."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The fields of the `Result` envelope the pipeline records (data left unparsed)."""
+
+    code: int
+    message: str | None
+    request_id: str | None
+    record_time: str | None
+    data: object
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A validated `data` object: points sorted by date plus the platform's own summary figures."""
+
+    points: tuple[TrendPoint, ...]
+    fans_num_inc: int | None
+    fans_num_inc_rate: float | None
+
+
+def parse_int(value: object) -> int | None:
+    """An int from a JSON integer or a string of digits; None for anything else (see module doc)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INT_STRING.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _optional_text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _non_standard_constant(_name: str) -> None:
+    """NaN / Infinity are not JSON; they become null so a `num` carrying one is rejected as null."""
+    return None
+
+
+def decode_envelope(body: bytes) -> Envelope:
+    """The envelope of a response body, or Malformed saying why it is not one."""
+    if not body:
+        raise Malformed("empty body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Malformed(f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(text, parse_constant=_non_standard_constant)
+    except json.JSONDecodeError as exc:
+        snippet = text[:40].replace("\n", " ")
+        raise Malformed(f"body is not JSON ({exc.msg} at char {exc.pos}; starts {snippet!r})") from None
+    if not isinstance(doc, dict):
+        raise Malformed(f"body is JSON {type(doc).__name__}, not the Result envelope object")
+    if "code" not in doc:
+        raise Malformed("envelope has no 'code'")
+    code = parse_int(doc["code"])
+    if code is None:
+        raise Malformed(f"envelope code {doc['code']!r} is not an integer")
+    return Envelope(
+        code=code,
+        message=_optional_text(doc.get("message")),
+        request_id=_optional_text(doc.get("requestId")),
+        record_time=_optional_text(doc.get("recordTime")),
+        data=doc.get("data"),
+    )
+
+
+def _parse_date_key(value: object, index: int) -> date:
+    if not isinstance(value, str) or not _DATE_KEY.fullmatch(value):
+        raise Malformed(f"list[{index}].dateKey {value!r} is not a YYYY-MM-DD date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Malformed(f"list[{index}].dateKey {value!r} is not a real calendar date") from None
+
+
+def _parse_num(value: object, index: int, series: Series) -> int:
+    num = parse_int(value)
+    if num is None:
+        raise Malformed(f"list[{index}].num {value!r} is not an integer")
+    if not BIGINT_MIN <= num <= BIGINT_MAX:
+        raise Malformed(f"list[{index}].num {num} does not fit a bigint")
+    if series is Series.TOTAL_FANS and num < 0:
+        raise Malformed(f"list[{index}].num {num}: total fans cannot be negative")
+    return num
+
+
+def _rate(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return rate if math.isfinite(rate) else None
+
+
+def parse_trend(data: object, kol_id: str, series: Series, today: date) -> Trend:
+    """Validate a success response's `data` into sorted, de-duplicated points for one KOL and series."""
+    if not isinstance(data, dict):
+        raise Malformed(f"data is {type(data).__name__}, expected an object with a 'list'")
+    items = data.get("list")
+    if not isinstance(items, list):
+        raise Malformed(f"data.list is {type(items).__name__}, expected a list")
+    by_date: dict[date, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise Malformed(f"list[{index}] is {type(item).__name__}, expected an object")
+        day = _parse_date_key(item.get("dateKey"), index)
+        if day > today:
+            raise Malformed(f"list[{index}].dateKey {day} is after today ({today}, Asia/Shanghai)")
+        num = _parse_num(item.get("num"), index, series)
+        seen = by_date.setdefault(day, num)
+        if seen != num:
+            raise Malformed(f"dateKey {day} appears twice with different nums ({seen} and {num})")
+    increase_type = series.value
+    points = tuple(TrendPoint(kol_id, day, increase_type, by_date[day]) for day in sorted(by_date))
+    return Trend(points, parse_int(data.get("fansNumInc")), _rate(data.get("fansNumIncRate")))

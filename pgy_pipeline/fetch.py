@@ -1,0 +1,98 @@
+"""Running many trend calls concurrently through one TrendClient, with a prompt, clean stop.
+
+Requests are consumed lazily and at most `2 * concurrency` calls are queued at a time, so a run for
+10,000 KOLs never holds more than a few dozen pending calls; `fetch_iter` yields results as they
+complete so the caller can load and forget them (bounded memory), `fetch_all` collects them in
+request order for smaller runs and tests.
+
+When a call hits a stop-the-run condition the client's stop flag is set: no new call is dispatched,
+calls in flight finish their current attempt without retrying, and every request never sent is
+reported as NOT_ATTEMPTED (so the fetch log shows exactly what a rerun has left to do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.model import CallRequest, CallResult, Outcome, StopRun
+
+QUEUE_FACTOR = 2  # calls queued per worker thread: keeps workers busy without buffering the whole run
+
+
+class FetchStream:
+    """Results of `requests` as they complete; after iteration, `stop` holds the stop condition if any.
+
+    Iterate it once. `indexed()` yields `(position in requests, result)` pairs instead.
+    """
+
+    def __init__(self, client: TrendClient, requests: Iterable[CallRequest]) -> None:
+        self.client = client
+        self._requests = requests
+        self.stop: StopRun | None = None
+
+    def __iter__(self) -> Iterator[CallResult]:
+        return (result for _, result in self.indexed())
+
+    def _call(self, request: CallRequest) -> CallResult:
+        try:
+            return self.client.call(request)
+        except StopRun as stop:
+            if self.stop is None:
+                self.stop = stop
+            return stop.result if stop.result is not None else self.client.not_attempted(request)
+
+    def indexed(self) -> Iterator[tuple[int, CallResult]]:
+        client = self.client
+        todo = enumerate(self._requests)
+        pending: dict[Future[CallResult], int] = {}
+        limit = client.concurrency * QUEUE_FACTOR
+        with ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="pgy-fetch") as pool:
+            exhausted = False
+            while True:
+                while not exhausted and not client.stop_event.is_set() and len(pending) < limit:
+                    item = next(todo, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        pending[pool.submit(self._call, item[1])] = item[0]
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
+        if self.stop is None and client.stopped is not None:
+            self.stop = client.stopped  # stopped by an earlier run of the same client
+        for index, request in todo:
+            yield index, client.not_attempted(request)
+
+
+def fetch_iter(client: TrendClient, requests: Iterable[CallRequest]) -> FetchStream:
+    """Stream results as calls complete (completion order); see FetchStream."""
+    return FetchStream(client, requests)
+
+
+@dataclass
+class FetchReport:
+    """Every request's result in request order, and the stop condition that ended the run early, if any."""
+
+    results: list[CallResult]
+    stop: StopRun | None = None
+    counts: dict[Outcome, int] = field(default_factory=dict)
+
+    @property
+    def billed_calls(self) -> int:
+        return sum(attempt.billed for result in self.results for attempt in result.attempts)
+
+
+def fetch_all(client: TrendClient, requests: Iterable[CallRequest]) -> FetchReport:
+    """Run all `requests` concurrently and return their results in request order."""
+    stream = fetch_iter(client, requests)
+    by_index = dict(stream.indexed())
+    results = [by_index[index] for index in range(len(by_index))]
+    counts: dict[Outcome, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return FetchReport(results=results, stop=stream.stop, counts=counts)

@@ -1,0 +1,263 @@
+"""Named faults: each one small builder from the normal answer to a hostile one.
+
+Adding a kind is one entry: `@fault("name")` on a function `FaultContext -> Reply`, or a line in
+one of the tables below. Tests inject faults by name (by KOL, N times, or with a probability).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+# Messages as the platform's code reference spells them (seed page); undocumented ones invented.
+CODE_MESSAGES: dict[int, str] = {
+    0: "success",
+    100: "Invalid or Inactive Token",
+    101: "Token Disabled",
+    201: "No Content",
+    202: "Processing",
+    300: "Collection Error",
+    301: "Collection Failed. Please Retry.",
+    302: "Rate Limit Exceeded",
+    303: "Daily Quota Exceeded",
+    400: "Invalid Parameters",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    600: "Permission Denied",
+    601: "Insufficient Balance",
+    602: "Account Suspended",
+}
+BILLED_CODES = frozenset({0, 201})
+
+
+class Transport(Enum):
+    RESPOND = "respond"
+    DROP = "drop"  # close the connection without sending a byte
+    RESET_MID_BODY = "reset_mid_body"  # send headers and half the body, then reset the connection
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server sends for one request."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json;charset=UTF-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0  # extra wait before answering (on top of the configured latency)
+    transport: Transport = Transport.RESPOND
+    billed: bool = False  # the platform charges codes 0 and 201
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    """What a fault builder may use: the normal answer and a few knobs."""
+
+    success: Callable[[int], dict[str, Any]]  # the code-0 envelope, with N extra older days
+    envelope: Callable[[int | str, object], dict[str, Any]]  # any code/data, other fields filled in
+    latest: str  # latest dateKey served (YYYY-MM-DD)
+    today: str  # the simulator's China today
+    retry_after_s: int
+    slow_s: float
+
+
+FaultBuilder = Callable[[FaultContext], Reply]
+FAULTS: dict[str, FaultBuilder] = {}
+
+
+def fault(name: str) -> Callable[[FaultBuilder], FaultBuilder]:
+    """Register a fault builder under `name`."""
+
+    def register(builder: FaultBuilder) -> FaultBuilder:
+        if name in FAULTS:
+            raise ValueError(f"fault {name!r} registered twice")
+        FAULTS[name] = builder
+        return builder
+
+    return register
+
+
+def dump(doc: object) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_reply(doc: object, *, status: int = 200, billed: bool = False, **kw: Any) -> Reply:
+    return replace(Reply(status=status, body=dump(doc), billed=billed), **kw)
+
+
+def success_reply(ctx: FaultContext, extra_days: int = 0) -> Reply:
+    return json_reply(ctx.success(extra_days), billed=True)
+
+
+# --- business codes (HTTP 200, data null), one fault per code: code_201, code_100, ... -------------
+
+
+def _code_fault(code: int) -> FaultBuilder:
+    return lambda ctx: json_reply(ctx.envelope(code, None), billed=code in BILLED_CODES)
+
+
+for _code in sorted(CODE_MESSAGES):
+    if _code != 0:
+        FAULTS[f"code_{_code}"] = _code_fault(_code)
+
+# --- HTTP errors with a Result body, as the spec declares them --------------------------------------
+
+_HTTP_FAULTS: dict[str, tuple[int, int]] = {  # name: (HTTP status, business code in the body)
+    "http_400": (400, 400),
+    "http_401": (401, 100),
+    "http_403": (403, 600),
+    "http_429": (429, 302),
+    "http_429_quota": (429, 303),
+    "http_500": (500, 500),
+    "http_503": (503, 503),
+}
+
+
+def _http_fault(status: int, code: int) -> FaultBuilder:
+    def build(ctx: FaultContext) -> Reply:
+        headers = (("Retry-After", str(ctx.retry_after_s)),) if status == 429 else ()
+        return json_reply(ctx.envelope(code, None), status=status, headers=headers)
+
+    return build
+
+
+for _name, (_status, _code) in _HTTP_FAULTS.items():
+    FAULTS[_name] = _http_fault(_status, _code)
+
+
+@fault("http_502_html")
+def _bad_gateway(ctx: FaultContext) -> Reply:
+    return Reply(status=502, body=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+
+
+# --- transport ---------------------------------------------------------------------------------------
+
+
+@fault("slow")
+def _slow(ctx: FaultContext) -> Reply:
+    """Answers correctly but later than the client's read timeout; still billed (the duplicate-charge risk)."""
+    return replace(success_reply(ctx), delay_s=ctx.slow_s)
+
+
+@fault("drop")
+def _drop(ctx: FaultContext) -> Reply:
+    return Reply(transport=Transport.DROP)
+
+
+@fault("reset_mid_body")
+def _reset(ctx: FaultContext) -> Reply:
+    return replace(success_reply(ctx), transport=Transport.RESET_MID_BODY)
+
+
+# --- malformed bodies (HTTP 200) ---------------------------------------------------------------------
+
+
+@fault("html")
+def _html(ctx: FaultContext) -> Reply:
+    page = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Be right back</body></html>"
+    return Reply(body=page, content_type="text/html")
+
+
+@fault("truncated_json")
+def _truncated(ctx: FaultContext) -> Reply:
+    body = dump(ctx.success(0))
+    return Reply(body=body[: len(body) // 2], billed=True)
+
+
+@fault("empty_body")
+def _empty(ctx: FaultContext) -> Reply:
+    return Reply(body=b"")
+
+
+@fault("invalid_utf8")
+def _invalid_utf8(ctx: FaultContext) -> Reply:
+    return Reply(body=dump(ctx.success(0)).replace(b'"success"', b'"\xff\xfe\xfd"'), billed=True)
+
+
+@fault("not_an_object")
+def _not_object(ctx: FaultContext) -> Reply:
+    return json_reply([ctx.success(0)], billed=True)
+
+
+@fault("no_code")
+def _no_code(ctx: FaultContext) -> Reply:
+    doc = ctx.success(0)
+    del doc["code"]
+    return json_reply(doc, billed=True)
+
+
+@fault("code_as_string")
+def _code_as_string(ctx: FaultContext) -> Reply:
+    """Valid: older spec versions typed code as a string."""
+    return json_reply({**ctx.success(0), "code": "0"}, billed=True)
+
+
+@fault("data_null")
+def _data_null(ctx: FaultContext) -> Reply:
+    return json_reply(ctx.envelope(0, None), billed=True)
+
+
+@fault("list_not_list")
+def _list_not_list(ctx: FaultContext) -> Reply:
+    doc = ctx.success(0)
+    doc["data"]["list"] = {"dateKey": ctx.latest, "num": 1}
+    return json_reply(doc, billed=True)
+
+
+def _edit_items(edit: Callable[[list[dict[str, Any]], FaultContext], None]) -> FaultBuilder:
+    """A builder that changes the success answer's list items in place."""
+
+    def build(ctx: FaultContext) -> Reply:
+        doc = ctx.success(0)
+        edit(doc["data"]["list"], ctx)
+        return json_reply(doc, billed=True)
+
+    return build
+
+
+def _set_last(key: str, value: object) -> Callable[[list[dict[str, Any]], FaultContext], None]:
+    def edit(items: list[dict[str, Any]], ctx: FaultContext) -> None:
+        items[-1][key] = value
+
+    return edit
+
+
+# Item-level edits: name → edit of the list (the valid ones are there to prove they are accepted).
+_ITEM_FAULTS: dict[str, Callable[[list[dict[str, Any]], FaultContext], None]] = {
+    "num_bool": _set_last("num", True),
+    "num_null": _set_last("num", None),
+    "num_fraction": _set_last("num", 84.3),
+    "num_float": _set_last("num", 8430.0),
+    "num_fraction_string": _set_last("num", "84.3"),
+    "num_too_big": _set_last("num", 2**63),
+    "num_negative": _set_last("num", -5),
+    "date_impossible": _set_last("dateKey", "2026-02-30"),
+    "date_bad_format": _set_last("dateKey", "20260207"),
+    "date_missing": lambda items, ctx: items[-1].pop("dateKey"),
+    "date_future": lambda items, ctx: items.append({"dateKey": "2999-01-01", "num": items[-1]["num"]}),
+    "duplicate_conflict": lambda items, ctx: items.append({**items[-1], "num": int(items[-1]["num"]) + 1}),
+    # Valid variations the client must accept and normalise:
+    "num_string": lambda items, ctx: items.__setitem__(
+        slice(None), [{**item, "num": str(item["num"])} for item in items]
+    ),
+    "duplicate_same": lambda items, ctx: items.append(dict(items[-1])),
+    "unsorted": lambda items, ctx: items.reverse(),
+}
+for _name, _edit in _ITEM_FAULTS.items():
+    FAULTS[_name] = _edit_items(_edit)
+
+
+@fault("extra_days")
+def _extra_days(ctx: FaultContext) -> Reply:
+    """Valid: a longer window than asked (the client keeps every day)."""
+    return success_reply(ctx, extra_days=10)
+
+
+# Faults whose answer the client must accept as a normal success.
+VALID_VARIANTS = frozenset({"code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"})
+# The mix used by `fault_rate` when no list is given: transient failures a run should ride out.
+DEFAULT_RANDOM_FAULTS = ("code_301", "code_500", "http_503", "http_500", "code_302")

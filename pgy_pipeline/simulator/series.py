@@ -1,0 +1,95 @@
+"""Deterministic follower series per KOL: the simulator's ground truth.
+
+Each KOL's total-fans series is a random walk seeded by a stable hash of (seed, kol_id) — never
+Python's per-process randomised `hash()` — starting on ANCHOR, so every process, test and rerun sees
+the same numbers. New fans on d = total[d] - total[d-1], as on the platform. Restatements (a past
+value changing between two fetches) are explicit overrides on top of the walk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from array import array
+from collections import OrderedDict
+from datetime import date, timedelta
+
+from pgy_pipeline.model import Series
+
+ANCHOR = date(2024, 1, 1)  # first date any simulated KOL has data for
+CACHE_KOLS = 1024  # walks kept in memory (about 9 KB each for three years of dates)
+
+
+def stable_seed(*parts: object) -> int:
+    """A 64-bit seed from the parts' text, identical in every process."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _walk(seed: int, kol_id: str, days: int) -> array[int]:
+    """Totals for ANCHOR-1 .. ANCHOR+days-1: a drifting walk from a seeded base, some days negative."""
+    rng = random.Random(stable_seed(seed, kol_id))
+    total = int(10 ** rng.uniform(2.5, 6.0))
+    drift = total * rng.uniform(-0.0005, 0.002)
+    spread = max(1.5, total * 0.001)
+    totals = array("q", [total])
+    for _ in range(days):
+        total = max(0, total + round(rng.gauss(drift, spread)))
+        totals.append(total)
+    return totals
+
+
+class SeriesBook:
+    """Ground truth for every KOL: the seeded walk plus restated values (thread-safe)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._walks: OrderedDict[str, array[int]] = OrderedDict()
+        self._overrides: dict[tuple[str, Series, date], int] = {}
+        self._lock = threading.Lock()
+
+    def _total_walk(self, kol_id: str, until: date) -> array[int]:
+        needed = (until - ANCHOR).days + 2
+        with self._lock:
+            walk = self._walks.get(kol_id)
+            if walk is not None and len(walk) >= needed:
+                self._walks.move_to_end(kol_id)
+                return walk
+        walk = _walk(self.seed, kol_id, max(needed, 366) + 365)  # a year of headroom: rare recomputes
+        with self._lock:
+            self._walks[kol_id] = walk
+            while len(self._walks) > CACHE_KOLS:
+                self._walks.popitem(last=False)
+        return walk
+
+    def truth(self, kol_id: str, series: Series, day: date) -> int | None:
+        """The value the platform would report today for `day` (None before the KOL's first date)."""
+        if day < ANCHOR:
+            return None
+        override = self._overrides.get((kol_id, series, day))
+        if override is not None:
+            return override
+        if series is Series.TOTAL_FANS:
+            return self._total_walk(kol_id, day)[(day - ANCHOR).days + 1]
+        today = self.truth(kol_id, Series.TOTAL_FANS, day)
+        before = self._overrides.get((kol_id, Series.TOTAL_FANS, day - timedelta(days=1)))
+        if before is None:
+            before = self._total_walk(kol_id, day)[(day - ANCHOR).days]
+        assert today is not None
+        return today - before
+
+    def window(self, kol_id: str, series: Series, latest: date, days: int) -> list[tuple[date, int]]:
+        """(date, num) for the `days` dates ending at `latest`, oldest first, skipping dates before ANCHOR."""
+        out: list[tuple[date, int]] = []
+        for offset in range(days - 1, -1, -1):
+            day = latest - timedelta(days=offset)
+            num = self.truth(kol_id, series, day)
+            if num is not None:
+                out.append((day, num))
+        return out
+
+    def restate(self, kol_id: str, series: Series, day: date, new_num: int) -> None:
+        """From now on report `new_num` for that date (a restated total also moves new fans on d and d+1)."""
+        with self._lock:
+            self._overrides[(kol_id, series, day)] = new_num
