@@ -1,0 +1,148 @@
+"""The server-side half of the loader: diff staged runs against pgy.kol_fans_trend and write only changes.
+
+Runs inside the loader's transaction, after the staging COPY into the temp table `pgy_stage_run`
+(one row per run of consecutive dates of one series, nums packed as big-endian int64; see load.py).
+Every statement here is set-based; the only per-run work is one index range scan of the stored rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pgy_pipeline.warehouse.dbapi import PgConnection
+
+# This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
+_MY_XID = "(SELECT pg_current_xact_id()::text::xid)"
+
+# Runs that cannot be skipped: their packed nums differ from the stored rows of the same dates (or some
+# of those rows are missing), they overlap another staged run of the same series (possible conflict), or
+# they touch rows this load inserted itself (duplicates to collapse or conflicts to reject).
+_FIND_DIFFERING_RUNS = f"""
+CREATE TEMP TABLE pgy_stage_diff ON COMMIT DROP AS
+SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id
+  FROM pgy_stage_run r
+  LEFT JOIN LATERAL (
+        SELECT string_agg(int8send(t.num), ''::bytea ORDER BY t.date_key) AS nums,
+               bool_or(t.xmin = {_MY_XID}) AS mine
+          FROM pgy.kol_fans_trend t
+         WHERE t.kol_id = r.kol_id AND t.increase_type = r.increase_type
+           AND t.date_key >= r.first_date AND t.date_key < r.first_date + r.n
+       ) stored ON true
+ WHERE stored.nums IS DISTINCT FROM r.nums
+    OR stored.mine
+    OR EXISTS (SELECT 1 FROM pgy_stage_run o
+                WHERE o.kol_id = r.kol_id AND o.increase_type = r.increase_type AND o.seq <> r.seq
+                  AND o.first_date < r.first_date + r.n AND r.first_date < o.first_date + o.n)
+"""
+
+# Unpack the differing runs into one row per point.
+_EXPAND = """
+CREATE TEMP TABLE pgy_stage_row ON COMMIT DROP AS
+SELECT d.kol_id, d.first_date + i AS date_key, d.increase_type,
+       ('x' || encode(substr(d.nums, 8 * i + 1, 8), 'hex'))::bit(64)::bigint AS num,
+       d.fetch_log_id, d.seq
+  FROM pgy_stage_diff d, generate_series(0, d.n - 1) AS i
+"""
+
+_CONFLICT_IN_STAGE = """
+SELECT kol_id, date_key, increase_type, array_agg(DISTINCT num ORDER BY num)
+  FROM pgy_stage_row
+ GROUP BY kol_id, date_key, increase_type
+HAVING count(DISTINCT num) > 1
+ LIMIT 1
+"""
+
+_CONFLICT_WITH_DIRECT = f"""
+SELECT r.kol_id, r.date_key, r.increase_type, ARRAY[t.num, r.num]
+  FROM pgy_stage_row r
+  JOIN pgy.kol_fans_trend t USING (kol_id, date_key, increase_type)
+ WHERE t.xmin = {_MY_XID} AND t.num <> r.num
+ LIMIT 1
+"""
+
+# One row per distinct key; the latest staged fetch wins the provenance when duplicates collapse.
+_DISTINCT_KEYS = """
+CREATE TEMP TABLE pgy_stage_key ON COMMIT DROP AS
+SELECT DISTINCT ON (kol_id, date_key, increase_type) kol_id, date_key, increase_type, num, fetch_log_id
+  FROM pgy_stage_row
+ ORDER BY kol_id, date_key, increase_type, seq DESC
+"""
+
+_COUNT_MINE = f"""
+SELECT count(*) FROM pgy_stage_key k
+  JOIN pgy.kol_fans_trend t USING (kol_id, date_key, increase_type)
+ WHERE t.xmin = {_MY_XID}
+"""
+
+_WRITE_REVISIONS = """
+INSERT INTO pgy.kol_fans_trend_revision (kol_id, date_key, increase_type, old_num, new_num, fetch_log_id)
+SELECT k.kol_id, k.date_key, k.increase_type, t.num, k.num, k.fetch_log_id
+  FROM pgy_stage_key k
+  JOIN pgy.kol_fans_trend t USING (kol_id, date_key, increase_type)
+ WHERE t.num <> k.num
+ ORDER BY k.kol_id, k.date_key, k.increase_type
+"""
+
+_UPDATE_CHANGED = """
+UPDATE pgy.kol_fans_trend t
+   SET num = k.num, updated_at = now(), fetch_log_id = k.fetch_log_id
+  FROM pgy_stage_key k
+ WHERE t.kol_id = k.kol_id AND t.date_key = k.date_key AND t.increase_type = k.increase_type
+   AND t.num <> k.num
+"""
+
+_INSERT_MISSING = """
+INSERT INTO pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id)
+SELECT k.kol_id, k.date_key, k.increase_type, k.num, k.fetch_log_id
+  FROM pgy_stage_key k
+ WHERE NOT EXISTS (SELECT 1 FROM pgy.kol_fans_trend t
+                    WHERE t.kol_id = k.kol_id AND t.date_key = k.date_key AND t.increase_type = k.increase_type)
+ ORDER BY k.kol_id, k.date_key, k.increase_type
+"""
+
+
+class MergeCounts(NamedTuple):
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class MergeConflict(Exception):
+    """One key staged with two different nums (the loader turns it into LoadRejected)."""
+
+    def __init__(self, key: tuple[str, object, str], nums: list[int]) -> None:
+        kol_id, date_key, increase_type = key
+        super().__init__(
+            f"key (kol_id={kol_id!r}, date_key={date_key}, increase_type={increase_type!r}) appears more than once "
+            f"in this load with different nums {nums}; nothing was loaded"
+        )
+
+
+def _scalar(conn: PgConnection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def merge_staged(conn: PgConnection) -> MergeCounts:
+    """Apply the staged runs; raise MergeConflict (caller rolls back) when a key has two different nums."""
+    conn.execute("ANALYZE pgy_stage_run")
+    staged = _scalar(conn, "SELECT sum(n) FROM pgy_stage_run")
+    conn.execute(_FIND_DIFFERING_RUNS)
+    differing = _scalar(conn, "SELECT sum(n) FROM pgy_stage_diff")
+    if differing == 0:
+        return MergeCounts(0, 0, staged)
+    conn.execute(_EXPAND)
+    conn.execute("ANALYZE pgy_stage_row")
+    for check in (_CONFLICT_IN_STAGE, _CONFLICT_WITH_DIRECT):
+        conflict = conn.execute(check).fetchone()
+        if conflict is not None:
+            raise MergeConflict((conflict[0], conflict[1], conflict[2]), list(conflict[3]))
+    conn.execute(_DISTINCT_KEYS)
+    conn.execute("ANALYZE pgy_stage_key")
+    keys = _scalar(conn, "SELECT count(*) FROM pgy_stage_key")
+    collapsed_into_mine = _scalar(conn, _COUNT_MINE)
+    updated = conn.execute(_WRITE_REVISIONS).rowcount
+    conn.execute(_UPDATE_CHANGED)
+    inserted = conn.execute(_INSERT_MISSING).rowcount
+    unchanged = (staged - differing) + (keys - collapsed_into_mine - updated - inserted)
+    return MergeCounts(inserted, updated, unchanged)
