@@ -10,6 +10,8 @@ import pytest
 from pgy_pipeline.warehouse.engine import embedded_url
 from pgy_pipeline_tests.pg import fresh_database, server_url
 
+pytest_plugins = ["pgy_pipeline_tests.fixtures_sim"]  # simulator fixtures: `simulator`, `make_client`
+
 
 @pytest.fixture(scope="session")
 def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
