@@ -201,7 +201,7 @@ class Simulator:
                 reply, fault = json_reply(self._envelope(400, None, message=str(exc))), "bad_params"
             else:
                 fault = self._pick_fault(trend)
-                reply = self._reply(trend, fault)
+                reply = self._reply(trend, fault, path_and_query)
         self._record(url.path, rules.endpoint if rules else None, trend, token_ok, fault, reply)
         return reply, self.config.latency_s
 
@@ -217,7 +217,7 @@ class Simulator:
                 return self._rng.choice(self.config.random_faults)
         return None
 
-    def _reply(self, trend: TrendQuery, fault: str | None) -> Reply:
+    def _reply(self, trend: TrendQuery, fault: str | None, target: str) -> Reply:
         latest = self.latest_date
         if fault is None and self.config.restate_rate:
             self._maybe_restate(trend, latest)
@@ -232,6 +232,7 @@ class Simulator:
             today=self.today.isoformat(),
             retry_after_s=self.config.retry_after_s,
             slow_s=self.config.slow_s,
+            request_target=target,
         )
         return FAULTS[fault](context) if fault else success_reply(context)
 

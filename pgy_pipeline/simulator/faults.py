@@ -63,6 +63,7 @@ class FaultContext:
     today: str  # the simulator's China today
     retry_after_s: int
     slow_s: float
+    request_target: str  # the request's path and query, token included (for faults that echo it)
 
 
 FaultBuilder = Callable[[FaultContext], Reply]
@@ -132,6 +133,13 @@ for _name, (_status, _code) in _HTTP_FAULTS.items():
 @fault("http_502_html")
 def _bad_gateway(ctx: FaultContext) -> Reply:
     return Reply(status=502, body=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+
+
+@fault("html_echo")
+def _html_echo(ctx: FaultContext) -> Reply:
+    """A proxy error page quoting the request URL (token included): the client must redact stored bodies."""
+    page = f"<html><body><h1>500</h1><p>Upstream failed for {ctx.request_target}</p></body></html>"
+    return Reply(status=500, body=page.encode("utf-8"), content_type="text/html")
 
 
 # --- transport ---------------------------------------------------------------------------------------

@@ -81,7 +81,9 @@ class HttpServer:
         self._server = _Server((host, port), answer)
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="pgy-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="pgy-simulator", daemon=True
+        )
         self._thread.start()
 
     @property

@@ -1,0 +1,106 @@
+"""Bodies that are not a valid envelope or trend: recorded as MALFORMED with the raw body, nothing loaded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pgy_pipeline.api.parse import parse_int
+from pgy_pipeline.model import CallRequest, Outcome, Series
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline_tests.fixtures_sim import MakeClient
+from pgy_pipeline_tests.sim import kol_id
+
+KOL = kol_id(3)
+
+HOSTILE = [
+    "html",
+    "truncated_json",
+    "empty_body",
+    "invalid_utf8",
+    "not_an_object",
+    "no_code",
+    "data_null",
+    "list_not_list",
+    "num_bool",
+    "num_null",
+    "num_fraction",
+    "num_float",
+    "num_fraction_string",
+    "num_too_big",
+    "date_impossible",
+    "date_bad_format",
+    "date_missing",
+    "date_future",
+    "duplicate_conflict",
+]
+
+
+@pytest.mark.parametrize("fault", HOSTILE)
+def test_malformed_bodies_load_nothing_and_keep_the_raw_body(
+    simulator: Simulator, make_client: MakeClient, fault: str
+) -> None:
+    simulator.inject(KOL, fault)
+    result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    assert result.outcome is Outcome.MALFORMED
+    (attempt,) = result.attempts  # never retried: a success body is billed, a retry would bill again
+    assert attempt.outcome is Outcome.MALFORMED
+    assert attempt.http_status == 200
+    assert attempt.error is not None and attempt.error.startswith("malformed response:")
+    assert attempt.raw_body is not None and (attempt.raw_body != b"" or fault == "empty_body")
+    assert result.points == ()
+
+
+def test_negative_total_fans_are_malformed_but_negative_new_fans_are_not(
+    simulator: Simulator, make_client: MakeClient
+) -> None:
+    simulator.inject(KOL, "num_negative")
+    client = make_client()
+    assert client.call(CallRequest(KOL, Series.TOTAL_FANS, 30)).outcome is Outcome.MALFORMED
+    new_fans = client.call(CallRequest(KOL, Series.NEW_FANS, 30))
+    assert new_fans.outcome is Outcome.OK
+    assert new_fans.points[-1].num == -5
+
+
+@pytest.mark.parametrize("fault", ["code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"])
+def test_tolerated_variations_are_normalised(simulator: Simulator, make_client: MakeClient, fault: str) -> None:
+    simulator.inject(KOL, fault)
+    result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    assert result.outcome is Outcome.OK
+    days = 40 if fault == "extra_days" else 30
+    latest = simulator.latest_date
+    expected = [
+        (latest - timedelta(days=n), simulator.truth(KOL, Series.TOTAL_FANS, latest - timedelta(days=n)))
+        for n in range(days - 1, -1, -1)
+    ]
+    assert [(p.date_key, p.num) for p in result.points] == expected
+    assert result.attempts[0].api_code == 0
+
+
+def test_dates_after_the_clients_today_are_malformed(simulator: Simulator, make_client: MakeClient) -> None:
+    client = make_client(today=lambda: simulator.today - timedelta(days=5))
+    result = client.call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    assert result.outcome is Outcome.MALFORMED
+    assert "after today" in (result.attempts[0].error or "")
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (8430, 8430),
+        ("8430", 8430),
+        ("-11", -11),
+        (8430.0, None),  # a JSON float is never trusted as an exact count
+        (84.3, None),
+        ("84.3", None),
+        (" 8430", None),
+        ("+8430", None),
+        ("", None),
+        (True, None),
+        (None, None),
+        ([8430], None),
+    ],
+)
+def test_numeric_representation_decision(value: object, parsed: int | None) -> None:
+    assert parse_int(value) == parsed
