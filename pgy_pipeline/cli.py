@@ -115,7 +115,48 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sim.set_defaults(handler=_simulator)
 
 
+# --- demo -------------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pgy_pipeline.demo import run_demo
+
+    return run_demo(days=args.days, ui=args.ui, port=args.port)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser("demo", help="offline end to end: embedded Postgres + simulator + Dagster, last 7 partitions")
+    demo.add_argument("--days", type=int, default=7, help="partitions to materialise, ending yesterday (default 7)")
+    demo.add_argument("--ui", action="store_true", help="then start the Dagster UI on the same warehouse and simulator")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port with --ui (default 3000)")
+    demo.set_defaults(handler=_demo)
+
+
 # --- entry point ------------------------------------------------------------------------------------
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from pgy_pipeline.status import format_table, read_status
+    from pgy_pipeline.warehouse.migrate import ensure_schema
+
+    engine = _engine(settings)
+    ensure_schema(engine)
+    status = read_status(engine, days=args.days)
+    print(status.to_json() if args.json else format_table(status))
+    return 0 if status.ok else 1
+
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    st = sub.add_parser(
+        "status",
+        help="completeness of the last days and the last run; exit 1 when yesterday is incomplete",
+    )
+    st.add_argument("--days", type=int, default=7, help="how many partitions back from yesterday (default 7)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(handler=_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_db(sub)
     _add_kols(sub)
+    _add_demo(sub)
     _add_simulator(sub)
+    _add_status(sub)
     return parser
 
 

@@ -1,0 +1,195 @@
+"""`pgy-pipeline status`: is the warehouse complete for the last days, and how did the last run go?
+
+Answers only from the warehouse (never from Dagster's storage), so cron, monitoring and people at a
+terminal see what analysts' queries will see. The exit code is the contract for machines: non-zero
+when yesterday (China time) is incomplete for any active KOL the API serves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from pgy_pipeline.plan import china_today, latest_served_date
+
+MAX_NAMED = 20  # missing KOL ids named per date; the counts are always complete
+
+_PARTITIONS_SQL = """
+WITH days AS (
+    SELECT d::date AS day FROM generate_series(CAST(:start AS date), CAST(:end AS date), interval '1 day') d
+),
+expected AS (  -- active KOLs the API serves: those it answered 201/400 for are flagged, not missing
+    SELECT kol_id FROM pgy.tracked_kol WHERE active AND last_error_at IS NULL
+),
+landed AS (
+    SELECT t.date_key, t.kol_id
+      FROM pgy.kol_fans_trend t JOIN expected USING (kol_id)
+     WHERE t.date_key BETWEEN :start AND :end
+     GROUP BY t.date_key, t.kol_id
+    HAVING count(*) = 2
+),
+calls AS (
+    SELECT days.day, f.api_code, f.http_status, f.outcome, f.billed, f.is_final, f.attempt
+      FROM days JOIN pgy.fetch_log f ON f.partition_start <= days.day AND f.partition_end >= days.day
+)
+SELECT days.day,
+       (SELECT count(*) FROM expected) AS kols_expected,
+       (SELECT count(*) FROM landed l WHERE l.date_key = days.day) AS kols_complete,
+       (SELECT array_agg(e.kol_id ORDER BY e.kol_id) FROM expected e
+         WHERE NOT EXISTS (SELECT 1 FROM landed l WHERE l.date_key = days.day AND l.kol_id = e.kol_id)) AS missing,
+       (SELECT count(*) FROM pgy.tracked_kol WHERE active AND last_error_at IS NOT NULL) AS kols_flagged,
+       (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.is_final) AS calls,
+       (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.billed) AS billed_calls,
+       (SELECT coalesce(jsonb_object_agg(code, n), '{}'::jsonb) FROM (
+            SELECT coalesce(c.api_code::text, 'http_' || c.http_status::text, c.outcome) AS code, count(*) AS n
+              FROM calls c WHERE c.day = days.day AND c.attempt > 0 GROUP BY 1) codes) AS codes
+  FROM days
+ ORDER BY days.day DESC
+"""
+
+_LAST_RUN_SQL = """
+WITH last AS (
+    SELECT run_id FROM pgy.fetch_log WHERE run_id IS NOT NULL ORDER BY fetched_at DESC, id DESC LIMIT 1
+)
+SELECT f.run_id,
+       min(f.fetched_at) AS started_at,
+       max(f.fetched_at) AS finished_at,
+       min(f.partition_start) AS partition_start,
+       max(f.partition_end) AS partition_end,
+       count(*) FILTER (WHERE f.is_final) AS calls,
+       count(*) FILTER (WHERE f.is_final AND f.outcome = 'ok') AS calls_ok,
+       count(*) FILTER (WHERE f.is_final AND f.outcome NOT IN ('ok', 'stopped', 'not_attempted')) AS calls_failed,
+       count(*) FILTER (WHERE f.is_final AND f.outcome = 'not_attempted') AS calls_not_attempted,
+       count(*) FILTER (WHERE f.billed) AS billed_calls,
+       max(f.api_code) FILTER (WHERE f.outcome = 'stopped') AS stop_code,
+       max(coalesce(f.api_message, f.error)) FILTER (WHERE f.outcome = 'stopped') AS stop_message
+  FROM pgy.fetch_log f JOIN last USING (run_id)
+ GROUP BY f.run_id
+"""
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    date: date
+    kols_expected: int
+    kols_complete: int
+    kols_missing: int
+    missing: list[str]  # the first MAX_NAMED missing ids
+    kols_flagged: int
+    calls: int
+    billed_calls: int
+    codes: dict[str, int]
+
+    @property
+    def complete(self) -> bool:
+        return self.kols_missing == 0
+
+
+@dataclass(frozen=True)
+class LastRun:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    partition_start: date | None
+    partition_end: date | None
+    calls: int
+    calls_ok: int
+    calls_failed: int
+    calls_not_attempted: int
+    billed_calls: int
+    stop_code: int | None
+    stop_message: str | None
+
+    @property
+    def outcome(self) -> str:
+        if self.stop_code is not None or self.stop_message:
+            return f"stopped (code {self.stop_code}: {self.stop_message})"
+        if self.calls_failed:
+            return f"partial ({self.calls_failed} call(s) failed)"
+        return "succeeded"
+
+
+@dataclass(frozen=True)
+class Status:
+    today: date
+    yesterday: date
+    partitions: list[PartitionStatus]
+    last_run: LastRun | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["ok"] = self.ok
+        if self.last_run is not None:
+            data["last_run"]["outcome"] = self.last_run.outcome
+        return json.dumps(data, default=str, indent=2)
+
+
+def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> Status:
+    """The last `days` partitions ending at China-yesterday, and the most recent run."""
+    if days < 1:
+        raise ValueError(f"--days must be at least 1, not {days}")
+    today = today or china_today()
+    end = latest_served_date(today)
+    start = end - timedelta(days=days - 1)
+    with engine.connect() as conn:
+        rows = conn.execute(text(_PARTITIONS_SQL), {"start": start, "end": end}).mappings().all()
+        run = conn.execute(text(_LAST_RUN_SQL)).mappings().first()
+    partitions = [
+        PartitionStatus(
+            date=r["day"],
+            kols_expected=r["kols_expected"],
+            kols_complete=r["kols_complete"],
+            kols_missing=len(r["missing"] or []),
+            missing=list(r["missing"] or [])[:MAX_NAMED],
+            kols_flagged=r["kols_flagged"],
+            calls=r["calls"],
+            billed_calls=r["billed_calls"],
+            codes=dict(r["codes"]),
+        )
+        for r in rows
+    ]
+    problems: list[str] = []
+    newest = partitions[0]
+    if not newest.complete:
+        named = ", ".join(newest.missing) + (" …" if newest.kols_missing > len(newest.missing) else "")
+        problems.append(
+            f"yesterday ({newest.date}) is incomplete: {newest.kols_missing} of {newest.kols_expected} KOL(s) "
+            f"missing ({named}); materialise partition {newest.date} to fetch them"
+        )
+    return Status(today, end, partitions, LastRun(**run) if run else None, problems)
+
+
+def format_table(status: Status) -> str:
+    """A plain table for people; `Status.to_json()` is the machine form."""
+    header = f"{'date':<10}  {'complete':>9}  {'missing':>7}  {'flagged':>7}  {'calls':>6}  {'billed':>6}  codes"
+    lines = [f"pgy-pipeline status (today in China: {status.today})", "", header, "-" * len(header)]
+    for p in status.partitions:
+        codes = " ".join(f"{code}:{n}" for code, n in sorted(p.codes.items())) or "-"
+        lines.append(
+            f"{p.date!s:<10}  {f'{p.kols_complete}/{p.kols_expected}':>9}  {p.kols_missing:>7}  "
+            f"{p.kols_flagged:>7}  {p.calls:>6}  {p.billed_calls:>6}  {codes}"
+        )
+    lines.append("")
+    run = status.last_run
+    if run is None:
+        lines.append("last run: none recorded yet")
+    else:
+        lines.append(
+            f"last run: {run.run_id} at {run.finished_at:%Y-%m-%d %H:%M:%S %Z} over partitions "
+            f"{run.partition_start}..{run.partition_end}: {run.calls} call(s), {run.calls_ok} ok, "
+            f"{run.calls_failed} failed, {run.calls_not_attempted} not attempted, {run.billed_calls} billed "
+            f"-> {run.outcome}"
+        )
+    lines.extend(f"PROBLEM: {p}" for p in status.problems)
+    if status.ok:
+        lines.append(f"OK: yesterday ({status.yesterday}) is complete")
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""`pgy-pipeline status`: the table, the JSON, and the exit code monitoring relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+
+from pgy_pipeline.cli import main
+from pgy_pipeline.model import TrendPoint
+from pgy_pipeline.plan import china_today
+from pgy_pipeline.status import read_status
+from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.kols import add_kols
+from pgy_pipeline.warehouse.load import load_points
+from pgy_pipeline.warehouse.migrate import upgrade
+
+TODAY = china_today()
+YESTERDAY = TODAY - timedelta(days=1)
+
+
+@pytest.fixture
+def engine(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setenv("PGY_DATABASE_URL", database_url)
+    eng = make_engine(database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _fill(engine: Engine, kol_ids: list[str], days: int, *, skip: tuple[str, date] | None = None) -> None:
+    points = [
+        TrendPoint(k, YESTERDAY - timedelta(days=i), s, 100 + i)
+        for k in kol_ids
+        for i in range(days)
+        for s in ("total_fans", "new_fans")
+        if (k, YESTERDAY - timedelta(days=i)) != skip
+    ]
+    load_points(engine, points)
+
+
+def _log_run(engine: Engine, run_id: str, rows: list[tuple[str, str, str, int | None, bool]]) -> None:
+    with engine.begin() as conn:
+        for kol, series, outcome, code, billed in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO pgy.fetch_log (run_id, partition_start, partition_end, kol_id, increase_type,"
+                    " endpoint, window_days, days_wanted, attempt, outcome, is_final, http_status, api_code,"
+                    " api_message, billed) VALUES (:run, :d, :d, :kol, :series, 'legacy_v1', 30, 1,"
+                    " CASE WHEN :outcome = 'not_attempted' THEN 0 ELSE 1 END, :outcome, true, 200, :code,"
+                    " CASE WHEN :code = 303 THEN 'daily quota exceeded' END, :billed)"
+                ),
+                dict(run=run_id, d=YESTERDAY, kol=kol, series=series, outcome=outcome, code=code, billed=billed),
+            )
+
+
+def test_complete_yesterday_exits_zero_and_shows_the_last_run(engine: Engine, capsys: pytest.CaptureFixture[str]):
+    add_kols(engine, ["k1", "k2", "gone"])
+    with engine.begin() as conn:  # the API said 201 for "gone": flagged, so not counted as missing
+        conn.execute(
+            text("UPDATE pgy.tracked_kol SET last_error_code = 201, last_error_at = now() WHERE kol_id = 'gone'")
+        )
+    _fill(engine, ["k1", "k2"], days=7)
+    _log_run(
+        engine,
+        "run-1",
+        [
+            ("k1", "total_fans", "ok", 0, True),
+            ("k1", "new_fans", "ok", 0, True),
+            ("k2", "total_fans", "ok", 0, True),
+            ("k2", "new_fans", "ok", 0, True),
+            ("gone", "total_fans", "no_content", 201, True),
+        ],
+    )
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"{YESTERDAY}        2/2        0        1       5       5  0:4 201:1" in out
+    assert "last run: run-1" in out and "5 call(s), 4 ok, 1 failed" in out
+    assert f"OK: yesterday ({YESTERDAY}) is complete" in out
+
+
+def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(engine: Engine, capsys: pytest.CaptureFixture[str]):
+    add_kols(engine, ["k1", "k2"])
+    _fill(engine, ["k1", "k2"], days=3, skip=("k2", YESTERDAY))
+    _log_run(
+        engine,
+        "run-2",
+        [
+            ("k1", "total_fans", "ok", 0, True),
+            ("k1", "new_fans", "stopped", 303, False),
+            ("k2", "total_fans", "not_attempted", None, False),
+        ],
+    )
+    assert main(["status", "--days", "3"]) == 1
+    out = capsys.readouterr().out
+    assert f"PROBLEM: yesterday ({YESTERDAY}) is incomplete: 1 of 2 KOL(s) missing (k2)" in out
+    assert "stopped (code 303: daily quota exceeded)" in out
+    status = read_status(engine, days=3)
+    assert [p.date for p in status.partitions] == [YESTERDAY - timedelta(days=i) for i in range(3)]
+    assert [p.kols_complete for p in status.partitions] == [1, 2, 2]
+
+
+def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    add_kols(engine, ["k1"])
+    assert main(["status", "--json", "--days", "2"]) == 1  # nothing fetched yet: yesterday incomplete
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["last_run"] is None
+    assert data["partitions"][0] == {
+        "date": str(YESTERDAY),
+        "kols_expected": 1,
+        "kols_complete": 0,
+        "kols_missing": 1,
+        "missing": ["k1"],
+        "kols_flagged": 0,
+        "calls": 0,
+        "billed_calls": 0,
+        "codes": {},
+    }
+
+
+def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str) -> None:
+    """What cron sees: the installed command's exit status."""
+    add_kols(engine, ["k1"])
+    _fill(engine, ["k1"], days=1)
+    env = {**os.environ, "PGY_DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "pgy_pipeline.cli", "status", "--days", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "OK: yesterday" in done.stdout
