@@ -51,18 +51,24 @@ class FetchStream:
         limit = client.concurrency * QUEUE_FACTOR
         with ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="pgy-fetch") as pool:
             exhausted = False
-            while True:
-                while not exhausted and not client.stop_event.is_set() and len(pending) < limit:
-                    item = next(todo, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        pending[pool.submit(self._call, item[1])] = item[0]
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield pending.pop(future), future.result()
+            try:
+                while True:
+                    while not exhausted and not client.stop_event.is_set() and len(pending) < limit:
+                        item = next(todo, None)
+                        if item is None:
+                            exhausted = True
+                        else:
+                            pending[pool.submit(self._call, item[1])] = item[0]
+                    if not pending:
+                        break
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield pending.pop(future), future.result()
+            finally:
+                # The consumer gave up (an exception, or it stopped iterating): drop the queued calls
+                # rather than sending them; only the calls already on the wire are waited for.
+                for future in pending:
+                    future.cancel()
         if self.stop is None and client.stopped is not None:
             self.stop = client.stopped  # stopped by an earlier run of the same client
         for index, request in todo:

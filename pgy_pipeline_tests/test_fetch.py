@@ -90,3 +90,12 @@ def test_a_configured_rate_limit_paces_requests(simulator: Simulator, make_clien
     assert len(simulator.calls) == 10
     assert time.monotonic() - started >= 9 / 50  # 10 send slots, 1/50 s apart
     assert client.gate.waits >= 9
+
+
+def test_abandoning_the_stream_sends_no_queued_calls(simulator: Simulator, make_client: MakeClient) -> None:
+    simulator.latency_s = 0.05
+    requests = _requests(50)
+    stream = fetch_iter(make_client(concurrency=2), requests)
+    for _ in stream:
+        break  # e.g. the loader failed on the first result
+    assert len(simulator.calls) <= 2 * 2  # what was already running, never the other ~100 calls
