@@ -89,7 +89,6 @@ def test_a_configured_rate_limit_paces_requests(simulator: Simulator, make_clien
     fetch_all(client, _requests(5))
     assert len(simulator.calls) == 10
     assert time.monotonic() - started >= 9 / 50  # 10 send slots, 1/50 s apart
-    assert client.gate.waits >= 9
 
 
 def test_abandoning_the_stream_sends_no_queued_calls(simulator: Simulator, make_client: MakeClient) -> None:
