@@ -9,6 +9,7 @@ import threading
 from datetime import date
 
 from pgy_pipeline.simulator.app import DEFAULT_TOKEN, Simulator
+from pgy_pipeline.simulator.faults import DEFAULT_RANDOM_FAULTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,23 +20,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--today", type=date.fromisoformat, default=None, help="China date to pretend it is")
     parser.add_argument("--publish-lag", type=int, default=0, help="days the latest dateKey lags yesterday")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a transient fault per call")
+    parser.add_argument(
+        "--faults",
+        type=lambda text: tuple(name.strip() for name in text.split(",") if name.strip()),
+        default=DEFAULT_RANDOM_FAULTS,
+        help=f"comma-separated faults drawn by --fault-rate (default {','.join(DEFAULT_RANDOM_FAULTS)})",
+    )
     parser.add_argument("--restate-rate", type=float, default=0.0, help="probability a call restates a past value")
     parser.add_argument("--seed", type=int, default=0, help="seed of the series and of the random faults")
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM), after printing how to point the pipeline here."""
-    sim = Simulator(
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        latency_s=args.latency_ms / 1000,
-        today=args.today,
-        publish_lag_days=args.publish_lag,
-        fault_rate=args.fault_rate,
-        restate_rate=args.restate_rate,
-        seed=args.seed,
-    ).start()
+    try:
+        sim = Simulator(
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            latency_s=args.latency_ms / 1000,
+            today=args.today,
+            publish_lag_days=args.publish_lag,
+            fault_rate=args.fault_rate,
+            random_faults=args.faults,
+            restate_rate=args.restate_rate,
+            seed=args.seed,
+        ).start()
+    except (ValueError, OSError) as exc:  # an unknown fault name, a port in use
+        print(f"pgy-pipeline simulator: {exc}", file=sys.stderr)
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(f"Just One API simulator listening on {sim.base_url} (latest dateKey {sim.latest_date})", flush=True)
