@@ -1,0 +1,1 @@
+"""The Dagster layer: the only place (with pgy_pipeline/definitions.py) that imports dagster."""

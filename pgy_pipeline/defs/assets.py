@@ -1,0 +1,84 @@
+"""The `kol_fans_trend` asset: one daily partition per China date, ranges backfilled in a single run.
+
+The asset is a thin shell over `pgy_pipeline.pipeline.run_range`: it turns the partition key range
+into dates, runs, and turns the report into metadata. A run that could not complete its range (a stop
+code, failed calls, dates too old for any window, data not yet published) still loads everything it
+fetched and then fails with one sentence per reason, so the UI shows why and the partitions stay
+un-materialised until a rerun — which bills only what is still missing — completes them.
+"""
+
+import os
+from datetime import date, timedelta
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    asset,
+)
+from pydantic import Field
+
+from pgy_pipeline.defs.metadata import report_metadata
+from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+from pgy_pipeline.pipeline import run_range
+
+CHINA_TZ_NAME = "Asia/Shanghai"
+DEFAULT_PARTITIONS_START = "2025-01-01"
+
+# end_offset=0 (the default): the last partition is the last *complete* China day, i.e. yesterday,
+# which is also the newest date the API serves.
+partitions_def = DailyPartitionsDefinition(
+    start_date=os.environ.get("PGY_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
+    timezone=CHINA_TZ_NAME,
+)
+
+
+class TrendRunConfig(Config):
+    """Run config of a `kol_fans_trend` materialisation (launchpad, schedule or sensor)."""
+
+    force: bool = Field(
+        default=False, description="Fetch (and bill) again even what was already fetched for the range."
+    )
+    kol_ids: list[str] | None = Field(
+        default=None, description="Only these tracked KOLs (the new-KOL sensor sets this); default all active."
+    )
+
+
+def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
+    """First and last China date of the run's partition (range), inclusive."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+@asset(
+    group_name="pgy",
+    partitions_def=partitions_def,
+    backfill_policy=BackfillPolicy.single_run(),
+    kinds={"postgres", "python"},
+    description=(
+        "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
+        "in pgy.kol_fans_trend. A partition is done when its date landed for every KOL the API serves."
+    ),
+)
+def kol_fans_trend(
+    context: AssetExecutionContext,
+    config: TrendRunConfig,
+    trend_api: TrendApiResource,
+    warehouse: WarehouseResource,
+) -> MaterializeResult[None]:
+    start, end = partition_dates(context)
+    client = trend_api.make_client()
+    with client, warehouse.engine() as engine:
+        report = run_range(
+            engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
+        )
+    metadata = report_metadata(report)
+    problems = report.problems
+    if problems:
+        for extra in problems[1:]:
+            context.log.error(extra)
+        raise Failure(description=" ".join(problems), metadata=metadata, allow_retries=False)
+    return MaterializeResult(metadata=metadata)

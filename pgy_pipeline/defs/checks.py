@@ -1,0 +1,128 @@
+"""Asset checks on `kol_fans_trend`, each answered by SQL over the warehouse (pgy_pipeline.warehouse.runs).
+
+Severity is chosen by what a failure asks of the operator:
+
+- completeness (ERROR): a partition whose date is missing for a KOL the API serves is not done; the
+  asset already refuses to materialise such a range, so a failure here means rows vanished afterwards.
+- gaps over the last 60 days (ERROR): a hole is still fillable by a backfill while the API serves that
+  date (60 days on legacy_v1) and lost for good after; it needs action now, not a glance.
+- freshness, newest date at most 2 days old (ERROR): a stale KOL means the daily run is not landing
+  (token, quota, balance) and every further day of it eats into the 60-day recovery window.
+- total-vs-new consistency (WARN): the warehouse stores what the API says; a mismatch is a fact about
+  the source (late restatement, a different definition of "new") to look into, not a pipeline fault,
+  and backfilling would not change it.
+"""
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.plan import china_today, latest_served_date
+from pgy_pipeline.warehouse.runs import (
+    MAX_LISTED,
+    active_kol_ids,
+    flagged_kols,
+    inconsistencies,
+    missing_dates,
+    series_gaps,
+    stale_kols,
+)
+
+GAP_DAYS = 60
+FRESHNESS_DAYS = 2
+COMPLETENESS_DEFAULT_DAYS = 7
+
+
+def _checked_range(context: AssetCheckExecutionContext) -> tuple[date, date]:
+    """The run's partition range when the check runs with a materialisation, else the last 7 days."""
+    if context.has_partition_key_range:
+        window = context.partition_time_window
+        return window.start.date(), (window.end - timedelta(days=1)).date()
+    latest = latest_served_date(china_today())
+    return latest - timedelta(days=COMPLETENESS_DEFAULT_DAYS - 1), latest
+
+
+def _listed(items: Sequence[object]) -> MetadataValue:
+    return MetadataValue.json([str(i) for i in items[:MAX_LISTED]])
+
+
+@asset_check(asset=kol_fans_trend, description="Every date of the partition range landed for every KOL the API serves.")
+def partition_completeness(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    start, end = _checked_range(context)
+    with warehouse.engine() as engine:
+        kols = active_kol_ids(engine)
+        flagged = flagged_kols(engine, kols)
+        missing = missing_dates(engine, [k for k in kols if k not in flagged], start, end)
+    return AssetCheckResult(
+        passed=not missing,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{len(missing)} of {len(kols) - len(flagged)} served KOL(s) lack dates in {start}..{end}",
+        metadata={
+            "range": MetadataValue.text(f"{start}..{end}"),
+            "kols_checked": MetadataValue.int(len(kols) - len(flagged)),
+            "kols_incomplete": MetadataValue.int(len(missing)),
+            "incomplete": MetadataValue.json(
+                {k: [str(d) for d in v[:10]] for k, v in list(missing.items())[:MAX_LISTED]}
+            ),
+        },
+    )
+
+
+@asset_check(asset=kol_fans_trend, description=f"No missing dates inside any active KOL's series over {GAP_DAYS} days.")
+def no_gaps_60_days(warehouse: WarehouseResource) -> AssetCheckResult:
+    as_of = latest_served_date(china_today())
+    with warehouse.engine() as engine:
+        gaps = series_gaps(engine, as_of, GAP_DAYS)
+    return AssetCheckResult(
+        passed=not gaps,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{len(gaps)} series with holes in the {GAP_DAYS} days up to {as_of}",
+        metadata={
+            "series_with_gaps": MetadataValue.int(len(gaps)),
+            "dates_missing": MetadataValue.int(sum(g.missing for g in gaps)),
+            "gaps": _listed([f"{g.kol_id} {g.increase_type}: {g.missing} from {g.first_missing}" for g in gaps]),
+        },
+    )
+
+
+@asset_check(
+    asset=kol_fans_trend, description="new_fans[d] = total_fans[d] - total_fans[d-1] wherever all three exist."
+)
+def total_vs_new_consistency(warehouse: WarehouseResource) -> AssetCheckResult:
+    as_of = latest_served_date(china_today())
+    with warehouse.engine() as engine:
+        compared, bad, examples = inconsistencies(engine, as_of, GAP_DAYS)
+    return AssetCheckResult(
+        passed=bad == 0,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{bad} of {compared} KOL-dates disagree over the {GAP_DAYS} days up to {as_of}",
+        metadata={
+            "dates_compared": MetadataValue.int(compared),
+            "dates_inconsistent": MetadataValue.int(bad),
+            "examples": _listed(
+                [f"{e.kol_id} {e.date_key}: new {e.new_fans} vs Δtotal {e.total_delta}" for e in examples]
+            ),
+        },
+    )
+
+
+@asset_check(asset=kol_fans_trend, description=f"Every active KOL's newest date is at most {FRESHNESS_DAYS} days old.")
+def freshness(warehouse: WarehouseResource) -> AssetCheckResult:
+    today = china_today()
+    with warehouse.engine() as engine:
+        stale = stale_kols(engine, today, FRESHNESS_DAYS)
+    return AssetCheckResult(
+        passed=not stale,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{len(stale)} active KOL(s) with no data newer than {today - timedelta(days=FRESHNESS_DAYS)}",
+        metadata={
+            "kols_stale": MetadataValue.int(len(stale)),
+            "stale": _listed([f"{k}: newest {d or 'never'}" for k, d in stale]),
+        },
+    )
+
+
+asset_checks = [partition_completeness, no_gaps_60_days, total_vs_new_consistency, freshness]

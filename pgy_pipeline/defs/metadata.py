@@ -1,0 +1,68 @@
+"""A RunReport as Dagster metadata: aggregated counts, a capped table of failures, never one entry per call."""
+
+from __future__ import annotations
+
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+
+from pgy_pipeline.pipeline import FailedCall, RunReport
+from pgy_pipeline.warehouse.runs import MAX_LISTED
+
+FAILED_KOLS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("kol_id", "string"),
+        TableColumn("series", "string"),
+        TableColumn("outcome", "string"),
+        TableColumn("code", "string"),
+        TableColumn("message", "string"),
+    ]
+)
+
+
+def _failed_record(f: FailedCall) -> TableRecord:
+    code = "" if f.code is None else str(f.code)
+    return TableRecord(
+        {"kol_id": f.kol_id, "series": f.series, "outcome": f.outcome, "code": code, "message": f.message[:200]}
+    )
+
+
+def _dates_md(report: RunReport) -> str:
+    if not report.missing:
+        return "nothing missing"
+    lines = ["| kol_id | missing dates |", "|---|---|"]
+    for kol_id, days in list(report.missing.items())[:MAX_LISTED]:
+        shown = ", ".join(str(d) for d in days[:10]) + (f" (+{len(days) - 10} more)" if len(days) > 10 else "")
+        lines.append(f"| {kol_id} | {shown} |")
+    if len(report.missing) > MAX_LISTED:
+        lines.append(f"| … | {len(report.missing) - MAX_LISTED} more KOL(s) |")
+    return "\n".join(lines)
+
+
+def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
+    """The metadata of every materialisation (and of the failure when a run does not complete)."""
+    p = report.plan
+    return {
+        "partition_range": MetadataValue.text(f"{p.start}..{p.end}"),
+        "endpoint": MetadataValue.text(p.endpoint.value),
+        "window_days": MetadataValue.int(p.window_days),
+        "days_wanted": MetadataValue.int(p.days_wanted),
+        "api_codes": MetadataValue.json(dict(sorted(report.api_codes.items()))),
+        "calls_ok": MetadataValue.int(report.calls_ok),
+        "calls_failed": MetadataValue.int(report.calls_failed),
+        "calls_not_attempted": MetadataValue.int(report.calls_not_attempted),
+        "calls_skipped": MetadataValue.int(p.skipped),
+        "billed_calls": MetadataValue.int(report.billed_calls),
+        "rows_received": MetadataValue.int(report.rows_received),
+        "rows_inserted": MetadataValue.int(report.rows_inserted),
+        "rows_updated": MetadataValue.int(report.rows_updated),
+        "rows_unchanged": MetadataValue.int(report.rows_unchanged),
+        "dagster/row_count": MetadataValue.int(report.rows_written),
+        "kols_requested": MetadataValue.int(report.kols_requested),
+        "kols_complete": MetadataValue.int(report.kols_complete),
+        "kols_not_served": MetadataValue.json(dict(list(report.not_served.items())[:MAX_LISTED])),
+        "failed_kols": MetadataValue.table(
+            records=[_failed_record(f) for f in report.failed_calls], schema=FAILED_KOLS_SCHEMA
+        ),
+        "missing_dates": MetadataValue.md(_dates_md(report)),
+        "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
+        "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
+    }

@@ -1,0 +1,107 @@
+"""Dagster resources: the Just One API client and the warehouse, configured per DESIGN.md §6.
+
+Both read the same environment variables the CLI does (`PGY_API_TOKEN`, `PGY_API_BASE_URL`,
+`PGY_TREND_ENDPOINT`, `PGY_DATABASE_URL`, `PGY_HOME`), and every setting can be overridden as resource
+config in the launchpad. The token is wired through `EnvVar`, so Dagster shows the variable's name in
+the UI and run config, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource, EnvVar, Failure
+from pydantic import Field
+from sqlalchemy import Engine
+
+from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.config import (
+    ConfigError,
+    Secret,
+    Settings,
+    parse_endpoint,
+    require_token,
+    resolve_base_url,
+)
+from pgy_pipeline.model import Endpoint
+
+
+class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The Just One API: token, base URL, endpoint variant, concurrency, rate limit and retries."""
+
+    token: str | None = Field(default=None, description="Just One API token; set PGY_API_TOKEN.")
+    base_url: str | None = Field(
+        default=None, description="Base URL or alias prod-global / prod-cn (default: PGY_API_BASE_URL or prod-global)."
+    )
+    endpoint: str | None = Field(
+        default=None, description="legacy_v1 or current (default: PGY_TREND_ENDPOINT or legacy_v1)."
+    )
+    concurrency: int = Field(default=8, description="Calls in flight at once.")
+    rate_limit_per_s: float | None = Field(default=None, description="Client-wide requests per second (none = no cap).")
+    max_attempts: int = Field(default=4, description="Attempts per call for retryable failures (301, 500, 5xx, …).")
+    backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
+    backoff_max_s: float = Field(default=30.0, description="Longest delay between attempts.")
+    read_timeout_s: float = Field(default=60.0, description="Read timeout; at least 60 s (a timeout may double-bill).")
+
+    def endpoint_variant(self) -> Endpoint:
+        """The configured endpoint, falling back to the environment; a bad value fails with the fix named."""
+        try:
+            return parse_endpoint(self.endpoint) if self.endpoint else Settings.from_env().trend_endpoint
+        except ConfigError as exc:
+            raise Failure(description=str(exc)) from None
+
+    def make_client(self) -> TrendClient:
+        """A fresh client for one run (its stop state is per run); fails the run in one sentence without a token."""
+        try:
+            settings = Settings.from_env()
+            token = require_token(Secret(self.token) if self.token else settings.api_token)
+            base_url = resolve_base_url(self.base_url) if self.base_url else settings.api_base_url
+        except ConfigError as exc:
+            raise Failure(description=str(exc)) from None
+        return TrendClient(
+            base_url,
+            token,
+            self.endpoint_variant(),
+            concurrency=self.concurrency,
+            rate_limit_per_s=self.rate_limit_per_s,
+            max_attempts=self.max_attempts,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            read_timeout_s=self.read_timeout_s,
+        )
+
+
+class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The Postgres warehouse: a URL, or the embedded Postgres under `home` when no URL is given."""
+
+    database_url: str | None = Field(default=None, description="Postgres URL (default: PGY_DATABASE_URL).")
+    home: str | None = Field(default=None, description="Embedded Postgres location (default: PGY_HOME or ./.pgy).")
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        """An engine for the duration of one step, disposed afterwards (no pool outlives a run)."""
+        from pgy_pipeline.warehouse.engine import make_engine
+
+        settings = Settings.from_env()
+        engine = make_engine(
+            self.database_url or settings.database_url, Path(self.home) if self.home else settings.home
+        )
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def default_resources() -> dict[str, object]:
+    """The resources `defs` binds: everything from the environment, the token through `EnvVar`.
+
+    `EnvVar` is bound only when PGY_API_TOKEN is set where the definitions load: Dagster resolves an
+    unset `EnvVar` as a config error for every run and sensor touching the resource (even those that
+    need no token), whereas a missing token should fail just the materialisation, in one sentence that
+    says how to set it (`require_token`).
+    """
+    token = EnvVar("PGY_API_TOKEN") if os.environ.get("PGY_API_TOKEN") else None
+    return {"trend_api": TrendApiResource(token=token), "warehouse": WarehouseResource()}

@@ -1,0 +1,61 @@
+"""The new-KOL sensor: a KOL added (or re-added) to `pgy.tracked_kol` gets its full history at once.
+
+The daily run only asks for yesterday; a newly tracked KOL also deserves every day the API still
+serves. The sensor watches `tracked_kol.added_at` (cursor = newest value seen) and launches one
+single-run backfill over the largest window, for the new KOLs alone, named in the run config (and
+counted in a tag). On its very first tick every tracked KOL counts as new: that is the initial load.
+"""
+
+from datetime import date, timedelta
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from pgy_pipeline.api.endpoints import max_window_days
+from pgy_pipeline.defs.assets import partitions_def
+from pgy_pipeline.defs.jobs import kol_fans_trend_job
+from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+from pgy_pipeline.model import Endpoint
+from pgy_pipeline.warehouse.runs import kols_added_since
+
+KOLS_PER_RUN = 1000  # keeps each run's config small and its failure blast radius bounded
+
+
+def backfill_range(endpoint: Endpoint, latest_key: str) -> tuple[str, str]:
+    """Partition keys of the largest window ending at the newest partition, clipped to the first partition."""
+    latest = date.fromisoformat(latest_key)
+    first = date.fromisoformat(partitions_def.get_first_partition_key() or latest_key)
+    start = max(first, latest - timedelta(days=max_window_days(endpoint) - 1))
+    return start.isoformat(), latest.isoformat()
+
+
+@sensor(
+    job=kol_fans_trend_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Backfills the largest window the API serves for KOLs newly added to pgy.tracked_kol.",
+)
+def new_kols_sensor(
+    context: SensorEvaluationContext, warehouse: WarehouseResource, trend_api: TrendApiResource
+) -> SensorResult | SkipReason:
+    with warehouse.engine() as engine:
+        new_ids, cursor = kols_added_since(engine, context.cursor)
+    if not new_ids:
+        return SkipReason("no newly tracked KOLs")
+    latest_key = partitions_def.get_last_partition_key()
+    if latest_key is None:
+        return SkipReason("no partition is complete yet")
+    start, end = backfill_range(trend_api.endpoint_variant(), latest_key)
+    requests = [
+        RunRequest(
+            run_key=f"new-kols:{cursor}:{i}",
+            run_config={"ops": {"kol_fans_trend": {"config": {"kol_ids": batch}}}},
+            tags={
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end,
+                "pgy/new_kols": str(len(batch)),
+                "pgy/first_new_kol": batch[0],
+            },
+        )
+        for i, batch in enumerate(new_ids[j : j + KOLS_PER_RUN] for j in range(0, len(new_ids), KOLS_PER_RUN))
+    ]
+    return SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,181 @@
+"""The offline demo: embedded Postgres + the local simulator + Dagster, no token and no server needed.
+
+`pgy-pipeline demo` tracks a sample KOL set, materialises the last 7 daily partitions of
+`kol_fans_trend` through Dagster in one run (with its asset checks), and prints what landed.
+`pgy-pipeline demo --ui` then keeps the simulator running and starts `dagster dev` against the same
+warehouse and Dagster instance, so the run shows in the UI and a backfill can be launched there.
+
+Everything lives under PGY_HOME (default ./.pgy): the embedded Postgres in `pgdata/`, the Dagster
+instance in `dagster/`. Nothing listens beyond 127.0.0.1 (Postgres: a Unix socket only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from pgy_pipeline.config import Settings
+from pgy_pipeline.plan import china_today, latest_served_date
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.kols import add_kols
+from pgy_pipeline.warehouse.migrate import ensure_schema
+
+SAMPLE_KOLS = (
+    "5a1b2c3d4e5f60718293a4b5",
+    "5b6d7e8f9a0b1c2d3e4f5a6b",
+    "5c0ffee0123456789abcdef0",
+    "5d41402abc4b2a76b9719d91",
+    "5e8848aa7f3c2b1d0e9f8a7b",
+)
+
+
+def _dagster_home(home: Path) -> Path:
+    """A Dagster instance directory under PGY_HOME, shared by the demo run and `dagster dev`."""
+    path = (home / "dagster").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return path
+
+
+def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> bool:
+    """One Dagster run over the last `days` partitions; returns whether it succeeded."""
+    from dagster import DagsterInstance, materialize
+
+    from pgy_pipeline.defs.assets import kol_fans_trend
+    from pgy_pipeline.defs.checks import asset_checks
+    from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+
+    latest = latest_served_date(china_today())
+    start = latest - timedelta(days=days - 1)
+    print(f"materialising partitions {start}..{latest} in one Dagster run ...")
+    with DagsterInstance.get() as instance:
+        result = materialize(
+            [kol_fans_trend, *asset_checks],
+            instance=instance,
+            resources={
+                "trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
+                "warehouse": WarehouseResource(database_url=database_url, home=str(home)),
+            },
+            tags={
+                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_end": latest.isoformat(),
+                "pgy/source": "demo",
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    mats = result.asset_materializations_for_node("kol_fans_trend")
+    if mats:
+        md = {k: v.value for k, v in mats[0].metadata.items()}
+        print(f"run {result.run_id}: {len(mats)} partition(s) materialised")
+        for key in ("api_codes", "calls_ok", "calls_failed", "calls_skipped", "rows_inserted", "rows_updated"):
+            print(f"  {key:14} {md[key]}")
+        for check in result.get_asset_check_evaluations():
+            print(f"  check {check.check_name:26} {'passed' if check.passed else 'FAILED'}  {check.description or ''}")
+    else:
+        print(f"run {result.run_id} failed; see the Dagster UI (pgy-pipeline demo --ui) for the reason")
+    return result.success
+
+
+def _print_rows(engine: Engine, days: int) -> None:
+    latest = latest_served_date(china_today())
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                """
+                select date_key, count(distinct kol_id), sum(num) filter (where increase_type = 'total_fans'),
+                       sum(num) filter (where increase_type = 'new_fans')
+                  from pgy.kol_fans_trend where date_key between :s and :e group by date_key order by date_key
+                """
+            ),
+            {"s": latest - timedelta(days=days - 1), "e": latest},
+        ).all()
+        total = conn.scalar(text("select count(*) from pgy.kol_fans_trend"))
+        codes = conn.execute(
+            text("select coalesce(api_code::text, outcome), count(*) from pgy.fetch_log group by 1 order by 1")
+        ).all()
+    print("\nwhat landed in pgy.kol_fans_trend (the partitions of this run):")
+    print("  date_key    kols  total_fans(sum)  new_fans(sum)")
+    for day, kols, total_fans, new_fans in rows:
+        print(f"  {day}  {kols:4}  {total_fans:15}  {new_fans:13}")
+    print(f"  ({total} rows in the warehouse: every date of each 30-day window received was kept)")
+    print("API codes in pgy.fetch_log: " + ", ".join(f"{c}: {n}" for c, n in codes))
+
+
+def _ui_env(sim: Simulator, home: Path, dagster_home: Path, database_url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DAGSTER_HOME=str(dagster_home),
+        PGY_HOME=str(home.resolve()),
+        PGY_API_BASE_URL=sim.base_url,
+        PGY_API_TOKEN=sim.token,
+        PGY_TREND_ENDPOINT=env.get("PGY_TREND_ENDPOINT", "legacy_v1"),
+    )
+    if database_url:
+        env["PGY_DATABASE_URL"] = database_url
+    return env
+
+
+def _dagster_dev_command(port: int) -> list[str]:
+    exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    target = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "pgy_pipeline.definitions"]
+    return [exe, "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
+
+
+def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int = 0) -> int:
+    """The whole demo; returns a process exit code."""
+    settings = Settings.from_env()
+    home = settings.home
+    dagster_home = _dagster_home(home)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    engine = make_engine(settings.database_url, home)
+    ensure_schema(engine)
+    for noisy in ("pgy_pipeline.warehouse.engine", "alembic"):  # the first said where Postgres is; enough
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    counts = add_kols(engine, SAMPLE_KOLS, label="demo")
+    print(f"tracking {len(SAMPLE_KOLS)} sample KOLs ({counts.added} new) in pgy.tracked_kol")
+    with Simulator(port=sim_port) as sim:
+        print(f"simulator (the Just One API, offline) at {sim.base_url}, token {sim.token!r}")
+        ok = _materialise(sim, home, settings.database_url, days)
+        _print_rows(engine, days)
+        engine.dispose()
+        command = _dagster_dev_command(port)
+        if not ui:
+            print(
+                "\nto open the Dagster UI on this warehouse and simulator: pgy-pipeline demo --ui"
+                f"\n  (it runs: {' '.join(command)} with PGY_* and DAGSTER_HOME={dagster_home} set)"
+            )
+            return 0 if ok else 1
+        print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
+        print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
+        try:
+            return subprocess.call(command, env=_ui_env(sim, home, dagster_home, settings.database_url))  # noqa: S603 (our own argv)
+        except KeyboardInterrupt:
+            return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pgy_pipeline.demo` (the CLI's `demo` subcommand calls run_demo directly)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="pgy-pipeline demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--ui", action="store_true")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    return run_demo(days=args.days, ui=args.ui, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Fixtures and helpers shared by the pipeline and Dagster tests: a migrated warehouse, a running
+simulator, a fast-retrying client, sample KOLs, and warehouse read-backs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.config import Secret
+from pgy_pipeline.model import Endpoint
+from pgy_pipeline.plan import china_today
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.kols import add_kols
+from pgy_pipeline.warehouse.migrate import upgrade
+
+TODAY = china_today()  # the wall clock decides Dagster's partitions, so the simulator follows it too
+YESTERDAY = TODAY - timedelta(days=1)
+
+
+def kol(i: int) -> str:
+    """A valid 24-hex KOL id, distinct per `i`."""
+    return f"5f{i:022x}"
+
+
+def client_for(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, concurrency: int = 4) -> TrendClient:
+    """A client on the simulator that retries quickly (tests never wait for real backoff)."""
+    return TrendClient(
+        sim.base_url, Secret(sim.token), endpoint, concurrency=concurrency, max_attempts=2, backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator() as s:
+        yield s
+
+
+def track(engine: Engine, n: int, first: int = 0) -> list[str]:
+    ids = [kol(i) for i in range(first, first + n)]
+    add_kols(engine, ids)
+    return ids
+
+
+def stored(engine: Engine, start: date, end: date) -> dict[tuple[str, date, str], int]:
+    """Warehouse rows for start..end as {(kol_id, date_key, increase_type): num}."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select kol_id, date_key, increase_type, num from pgy.kol_fans_trend where date_key between :s and :e"
+            ),
+            {"s": start, "e": end},
+        )
+        return {(k, d, t): n for k, d, t, n in rows}
+
+
+def fetch_log_outcomes(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("select outcome, count(*) from pgy.fetch_log group by outcome"))
+        return {o: n for o, n in rows}
+
+
+def dagster_resources(sim: Simulator, database_url: str, **api: Any) -> dict[str, object]:
+    """The Dagster resources pointed at this test's simulator and database (no environment needed)."""
+    from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+
+    settings: dict[str, Any] = {
+        "token": sim.token,
+        "base_url": sim.base_url,
+        "max_attempts": 2,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        **api,
+    }
+    return {"trend_api": TrendApiResource(**settings), "warehouse": WarehouseResource(database_url=database_url)}

@@ -1,0 +1,147 @@
+"""The kol_fans_trend asset run by Dagster for real (in-process), against the simulator and Postgres."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    materialize,
+)
+from sqlalchemy import Engine
+
+from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
+from pgy_pipeline.defs.checks import asset_checks
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, sim, stored, track
+
+__all__ = ["engine", "sim"]  # fixtures
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def _run(sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any) -> ExecuteInProcessResult:
+    tags = {RANGE_START: start, RANGE_END: end or start}
+    return materialize(
+        [kol_fans_trend, *asset_checks],
+        resources=dagster_resources(sim, database_url, **kw.pop("api", {})),
+        instance=kw.pop("instance", None) or DagsterInstance.ephemeral(),
+        tags=tags,
+        raise_on_error=False,
+        **kw,
+    )
+
+
+def _metadata(result: ExecuteInProcessResult) -> dict[str, Any]:
+    (mat, *_) = result.asset_materializations_for_node("kol_fans_trend")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _failure(result: ExecuteInProcessResult) -> tuple[str, dict[str, Any]]:
+    (event,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    info = event.step_failure_data.user_failure_data
+    assert info is not None
+    return info.description or "", {k: v.value for k, v in info.metadata.items()}
+
+
+def test_definitions_load() -> None:
+    from pgy_pipeline.definitions import defs
+
+    Definitions.validate_loadable(defs)
+    policy = defs.get_assets_def("kol_fans_trend").backfill_policy
+    assert policy is not None and policy.max_partitions_per_run is None  # single run for any range
+    assert partitions_def.timezone == "Asia/Shanghai"
+    assert partitions_def.get_last_partition_key() == YESTERDAY.isoformat()  # the latest partition = yesterday
+    assert defs.resolve_schedule_def("kol_fans_trend_daily") is not None
+    assert defs.resolve_sensor_def("new_kols_sensor") is not None
+
+
+def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
+    engine: Engine, sim: Simulator, database_url: str
+) -> None:
+    kols = track(engine, 3)
+    instance = DagsterInstance.ephemeral()
+    result = _run(sim, database_url, start=YESTERDAY.isoformat(), instance=instance)
+    assert result.success
+    md = _metadata(result)
+    assert md["api_codes"] == {"0": 6}
+    assert (md["calls_ok"], md["calls_failed"], md["calls_not_attempted"]) == (6, 0, 0)
+    assert (md["rows_inserted"], md["rows_updated"], md["rows_unchanged"]) == (180, 0, 0)
+    assert md["dagster/row_count"] == 180
+    assert (md["kols_requested"], md["kols_complete"]) == (3, 3)
+    assert (md["endpoint"], md["window_days"]) == ("legacy_v1", 30)
+    assert md["failed_kols"].records == []
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"partition_completeness", "no_gaps_60_days", "total_vs_new_consistency", "freshness"}
+    assert all(e.passed for e in evaluations.values()), evaluations
+    assert len(stored(engine, YESTERDAY, YESTERDAY)) == 6 and kols
+
+    billed = sim.billed_calls
+    again = _run(sim, database_url, start=YESTERDAY.isoformat(), instance=instance)
+    assert again.success
+    assert sim.billed_calls == billed  # rerun of a complete partition bills 0
+    assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
+
+
+def test_ten_day_range_in_one_run(engine: Engine, sim: Simulator, database_url: str) -> None:
+    track(engine, 2)
+    start, end = YESTERDAY - timedelta(days=9), YESTERDAY
+    result = _run(sim, database_url, start=start.isoformat(), end=end.isoformat())
+    assert result.success
+    partitions = {m.partition for m in result.asset_materializations_for_node("kol_fans_trend")}
+    assert partitions == {(start + timedelta(days=i)).isoformat() for i in range(10)}  # one run, ten partitions
+    assert sim.billed_calls == 4  # one call per KOL and series for the whole range
+    assert len(stored(engine, start, end)) == 2 * 2 * 10
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [("code_100", "token"), ("code_303", "quota"), ("code_600", "permission"), ("code_601", "balance")],
+)
+def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
+    engine: Engine, sim: Simulator, database_url: str, fault: str, words: str
+) -> None:
+    kols = track(engine, 3)
+    sim.inject(kols[1], fault)
+    result = _run(sim, database_url, start=YESTERDAY.isoformat(), api={"concurrency": 1})
+    assert not result.success
+    description, md = _failure(result)
+    assert description.startswith("The API stopped the run:") and words in description.lower()
+    assert sim.token not in description
+    assert md["calls_ok"] == 2 and md["calls_not_attempted"] >= 2
+    assert md["stop_reason"]
+    assert {k for k, _, _ in stored(engine, YESTERDAY, YESTERDAY)} == {kols[0]}  # fetched before the stop: kept
+
+
+def test_failed_kols_table_and_unreachable_dates(engine: Engine, sim: Simulator, database_url: str) -> None:
+    kols = track(engine, 2)
+    sim.inject(kols[0], "code_500")
+    old = YESTERDAY - timedelta(days=61)
+    result = _run(sim, database_url, start=old.isoformat(), end=YESTERDAY.isoformat())
+    assert not result.success
+    description, md = _failure(result)
+    assert f"2 date(s) {old}..{old + timedelta(days=1)} are older than the 60 days" in description
+    assert "2 call(s) failed after retries" in description
+    assert md["api_codes"] == {"0": 2, "500": 4}
+    table = md["failed_kols"].records
+    assert {(r.data["kol_id"], r.data["code"]) for r in table} == {(kols[0], "500")}
+    assert md["dates_out_of_reach"] == [str(old), str(old + timedelta(days=1))]
+    assert len(stored(engine, old, YESTERDAY)) == 2 * 60  # the other KOL's reachable dates still loaded
+
+
+def test_missing_token_fails_in_one_sentence(
+    engine: Engine, sim: Simulator, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGY_API_TOKEN", raising=False)
+    track(engine, 1)
+    result = _run(sim, database_url, start=YESTERDAY.isoformat(), api={"token": None})
+    assert not result.success
+    description, _ = _failure(result)
+    assert description.startswith("PGY_API_TOKEN is not set")
+    assert sim.billed_calls == 0

@@ -1,0 +1,74 @@
+"""The daily schedule and the new-KOL sensor, evaluated the way the Dagster daemon evaluates them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dagster import DagsterInstance, RunRequest, SensorResult, build_schedule_context, build_sensor_context, materialize
+from sqlalchemy import Engine
+
+from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.sensors import new_kols_sensor
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.kols import add_kols
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, kol, sim, stored, track
+
+__all__ = ["engine", "sim"]  # fixtures
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def test_schedule_tick_targets_yesterday_in_china() -> None:
+    from pgy_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def("kol_fans_trend_daily")
+    assert schedule.execution_timezone == "Asia/Shanghai"
+    assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
+    # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
+    tick = datetime(2026, 3, 10, 6, 30, tzinfo=SHANGHAI)
+    with DagsterInstance.ephemeral() as instance:
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        (request,) = schedule.evaluate_tick(context).run_requests or []
+    assert request.partition_key == "2026-03-09"
+
+
+def _tick(database_url: str, sim: Simulator, cursor: str | None) -> SensorResult:
+    context = build_sensor_context(cursor=cursor, resources=dagster_resources(sim, database_url))
+    result = new_kols_sensor(context)
+    assert isinstance(result, SensorResult), result
+    return result
+
+
+def test_sensor_backfills_only_the_newly_tracked_kol(engine: Engine, sim: Simulator, database_url: str) -> None:
+    first = track(engine, 2)
+    initial = _tick(database_url, sim, None)  # first tick: the initial load of everything tracked
+    (req,) = initial.run_requests or []
+    assert req.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == first
+
+    nothing = build_sensor_context(cursor=initial.cursor, resources=dagster_resources(sim, database_url))
+    assert new_kols_sensor(nothing).__class__.__name__ == "SkipReason"
+
+    newcomer = kol(99)
+    add_kols(engine, [newcomer])
+    later = _tick(database_url, sim, initial.cursor)
+    (request,) = later.run_requests or []
+    assert isinstance(request, RunRequest)
+    assert request.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == [newcomer]
+    start = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
+    end = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
+    assert (start, end) == (YESTERDAY - timedelta(days=59), YESTERDAY)  # legacy_v1's largest window
+
+    # Launch what the sensor asked for: only the newcomer is fetched, over the whole window.
+    result = materialize(
+        [kol_fans_trend],
+        resources=dagster_resources(sim, database_url),
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert sim.billed_calls == 2
+    rows = stored(engine, start, end)
+    assert {k for k, _, _ in rows} == {newcomer}
+    assert len(rows) == 2 * 60
