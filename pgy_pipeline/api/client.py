@@ -214,9 +214,10 @@ class TrendClient:
             if number == self.max_attempts:
                 break
             delay = self._backoff(number)
+            if judged.retry_after_s is not None:  # the server said how long to wait (429, or a 503 that says so)
+                delay = min(judged.retry_after_s, self.backoff_max_s)
             if action is Action.SLOW_DOWN:
-                pause = judged.retry_after_s if judged.retry_after_s is not None else delay
-                self.gate.slow_down(min(pause, self.backoff_max_s))
+                self.gate.slow_down(delay)
             elif self._stop_event.wait(delay):
                 break
         # Retries exhausted, or the run stopped before the next retry.
@@ -285,7 +286,8 @@ class TrendClient:
             raw_body=raw,
             billed=reply.status is not None and 200 <= reply.status < 300 and code in BILLED_CODES,
         )
-        retry_after = parse_retry_after(reply.headers.get("Retry-After")) if action is Action.SLOW_DOWN else None
+        retryable = action in (Action.SLOW_DOWN, Action.RETRY)
+        retry_after = parse_retry_after(reply.headers.get("Retry-After")) if retryable else None
         return _Judged(attempt, action, trend, retry_after)
 
 
