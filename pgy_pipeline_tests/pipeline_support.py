@@ -44,6 +44,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def instance() -> Iterator[Any]:
+    """An ephemeral Dagster instance, closed after the test (unclosed ones fail noisily at exit)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
 def sim() -> Iterator[Simulator]:
     with Simulator() as s:
         yield s

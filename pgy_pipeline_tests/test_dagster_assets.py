@@ -18,20 +18,22 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, sim, stored, track
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, instance, sim, stored, track
 
-__all__ = ["engine", "sim"]  # fixtures
+__all__ = ["engine", "instance", "sim"]  # fixtures
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def _run(sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any) -> ExecuteInProcessResult:
+def _run(
+    instance: DagsterInstance, sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any
+) -> ExecuteInProcessResult:
     tags = {RANGE_START: start, RANGE_END: end or start}
     return materialize(
         [kol_fans_trend, *asset_checks],
         resources=dagster_resources(sim, database_url, **kw.pop("api", {})),
-        instance=kw.pop("instance", None) or DagsterInstance.ephemeral(),
+        instance=instance,
         tags=tags,
         raise_on_error=False,
         **kw,
@@ -63,11 +65,10 @@ def test_definitions_load() -> None:
 
 
 def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
-    engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
 ) -> None:
     kols = track(engine, 3)
-    instance = DagsterInstance.ephemeral()
-    result = _run(sim, database_url, start=YESTERDAY.isoformat(), instance=instance)
+    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat())
     assert result.success
     md = _metadata(result)
     assert md["api_codes"] == {"0": 6}
@@ -83,16 +84,16 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert len(stored(engine, YESTERDAY, YESTERDAY)) == 6 and kols
 
     billed = sim.billed_calls
-    again = _run(sim, database_url, start=YESTERDAY.isoformat(), instance=instance)
+    again = _run(instance, sim, database_url, start=YESTERDAY.isoformat())
     assert again.success
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
 
 
-def test_ten_day_range_in_one_run(engine: Engine, sim: Simulator, database_url: str) -> None:
+def test_ten_day_range_in_one_run(instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str) -> None:
     track(engine, 2)
     start, end = YESTERDAY - timedelta(days=9), YESTERDAY
-    result = _run(sim, database_url, start=start.isoformat(), end=end.isoformat())
+    result = _run(instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
     assert result.success
     partitions = {m.partition for m in result.asset_materializations_for_node("kol_fans_trend")}
     assert partitions == {(start + timedelta(days=i)).isoformat() for i in range(10)}  # one run, ten partitions
@@ -105,11 +106,11 @@ def test_ten_day_range_in_one_run(engine: Engine, sim: Simulator, database_url: 
     [("code_100", "token"), ("code_303", "quota"), ("code_600", "permission"), ("code_601", "balance")],
 )
 def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
-    engine: Engine, sim: Simulator, database_url: str, fault: str, words: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, fault: str, words: str
 ) -> None:
     kols = track(engine, 3)
     sim.inject(kols[1], fault)
-    result = _run(sim, database_url, start=YESTERDAY.isoformat(), api={"concurrency": 1})
+    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat(), api={"concurrency": 1})
     assert not result.success
     description, md = _failure(result)
     assert description.startswith("The API stopped the run:") and words in description.lower()
@@ -119,11 +120,13 @@ def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
     assert {k for k, _, _ in stored(engine, YESTERDAY, YESTERDAY)} == {kols[0]}  # fetched before the stop: kept
 
 
-def test_failed_kols_table_and_unreachable_dates(engine: Engine, sim: Simulator, database_url: str) -> None:
+def test_failed_kols_table_and_unreachable_dates(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+) -> None:
     kols = track(engine, 2)
     sim.inject(kols[0], "code_500")
     old = YESTERDAY - timedelta(days=61)
-    result = _run(sim, database_url, start=old.isoformat(), end=YESTERDAY.isoformat())
+    result = _run(instance, sim, database_url, start=old.isoformat(), end=YESTERDAY.isoformat())
     assert not result.success
     description, md = _failure(result)
     assert f"2 date(s) {old}..{old + timedelta(days=1)} are older than the 60 days" in description
@@ -136,11 +139,11 @@ def test_failed_kols_table_and_unreachable_dates(engine: Engine, sim: Simulator,
 
 
 def test_missing_token_fails_in_one_sentence(
-    engine: Engine, sim: Simulator, database_url: str, monkeypatch: pytest.MonkeyPatch
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PGY_API_TOKEN", raising=False)
     track(engine, 1)
-    result = _run(sim, database_url, start=YESTERDAY.isoformat(), api={"token": None})
+    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat(), api={"token": None})
     assert not result.success
     description, _ = _failure(result)
     assert description.startswith("PGY_API_TOKEN is not set")

@@ -5,16 +5,24 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dagster import DagsterInstance, RunRequest, SensorResult, build_schedule_context, build_sensor_context, materialize
+from dagster import (
+    DagsterInstance,
+    RunRequest,
+    SensorResult,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    materialize,
+)
 from sqlalchemy import Engine
 
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, kol, sim, stored, track
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, instance, kol, sim, stored, track
 
-__all__ = ["engine", "sim"]  # fixtures
+__all__ = ["engine", "instance", "sim"]  # fixtures
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -33,25 +41,31 @@ def test_schedule_tick_targets_yesterday_in_china() -> None:
     assert request.partition_key == "2026-03-09"
 
 
-def _tick(database_url: str, sim: Simulator, cursor: str | None) -> SensorResult:
-    context = build_sensor_context(cursor=cursor, resources=dagster_resources(sim, database_url))
-    result = new_kols_sensor(context)
-    assert isinstance(result, SensorResult), result
+def _tick(
+    instance: DagsterInstance, database_url: str, sim: Simulator, cursor: str | None
+) -> SensorResult | SkipReason:
+    resources = dagster_resources(sim, database_url)
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        result = new_kols_sensor(context)
+    assert isinstance(result, SensorResult | SkipReason), result
     return result
 
 
-def test_sensor_backfills_only_the_newly_tracked_kol(engine: Engine, sim: Simulator, database_url: str) -> None:
+def test_sensor_backfills_only_the_newly_tracked_kol(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+) -> None:
     first = track(engine, 2)
-    initial = _tick(database_url, sim, None)  # first tick: the initial load of everything tracked
+    initial = _tick(instance, database_url, sim, None)  # first tick: the initial load of everything tracked
+    assert isinstance(initial, SensorResult)
     (req,) = initial.run_requests or []
     assert req.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == first
 
-    nothing = build_sensor_context(cursor=initial.cursor, resources=dagster_resources(sim, database_url))
-    assert new_kols_sensor(nothing).__class__.__name__ == "SkipReason"
+    assert isinstance(_tick(instance, database_url, sim, initial.cursor), SkipReason)  # nothing new
 
     newcomer = kol(99)
     add_kols(engine, [newcomer])
-    later = _tick(database_url, sim, initial.cursor)
+    later = _tick(instance, database_url, sim, initial.cursor)
+    assert isinstance(later, SensorResult)
     (request,) = later.run_requests or []
     assert isinstance(request, RunRequest)
     assert request.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == [newcomer]
@@ -65,7 +79,7 @@ def test_sensor_backfills_only_the_newly_tracked_kol(engine: Engine, sim: Simula
         resources=dagster_resources(sim, database_url),
         run_config=request.run_config,
         tags=request.tags,
-        instance=DagsterInstance.ephemeral(),
+        instance=instance,
     )
     assert result.success
     assert sim.billed_calls == 2
