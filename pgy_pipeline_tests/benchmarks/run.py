@@ -39,9 +39,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run(kols: int, concurrency: int, endpoint: Endpoint) -> dict[str, Any]:
+def run(kols: int, concurrency: int, endpoint: Endpoint, admin_url: str) -> dict[str, Any]:
     yesterday = SIM_TODAY - timedelta(days=1)
-    with tempfile.TemporaryDirectory() as home, fresh_database(server_url(Path(home)), "pgy_bench") as url:
+    with fresh_database(admin_url, "pgy_bench") as url:
         engine = create_engine(url)
         upgrade(engine)
         add_kols(engine, kol_ids(kols))
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--endpoint", choices=[e.value for e in Endpoint], default=Endpoint.LEGACY_V1.value)
     args = parser.parse_args(argv)
-    result = run(args.kols, args.concurrency, Endpoint(args.endpoint))
+    with tempfile.TemporaryDirectory() as home:
+        result = run(args.kols, args.concurrency, Endpoint(args.endpoint), server_url(Path(home)))
     print(
         f"{result['kols']} KOLs: {result['calls_ok']} calls, {result['rows_inserted']} rows in {result['wall_s']} s, "
         f"peak RSS {result['peak_rss_mb']} MB"
