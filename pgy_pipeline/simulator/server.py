@@ -6,6 +6,7 @@ connections, resets mid-body — live in one place. Request lines are never logg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -30,7 +31,27 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], answer: Answer) -> None:
         self.answer = answer
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_open_connections(self) -> None:
+        """Cut every kept-alive connection, as a crashed or stopped server would (clients see a reset)."""
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out and hung up is expected here; anything else is a simulator bug.
@@ -91,6 +112,9 @@ class HttpServer:
         return f"http://{self.host}:{self.port}"
 
     def close(self) -> None:
+        """Stop listening AND cut open keep-alive connections: a stopped API must not keep answering
+        on the client's pooled connections (the "API went away mid-run" tests rely on it)."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_open_connections()
         self._thread.join(timeout=5)
