@@ -4,7 +4,7 @@
 CREATE SCHEMA IF NOT EXISTS pgy;
 
 CREATE TABLE pgy.tracked_kol (
-    kol_id             text PRIMARY KEY
+    kol_id             text COLLATE "C" PRIMARY KEY
                        CONSTRAINT tracked_kol_kol_id_format CHECK (kol_id ~ '^[0-9A-Za-z_-]{1,64}$'),
     active             boolean     NOT NULL DEFAULT true,
     label              text,
@@ -20,11 +20,14 @@ COMMENT ON TABLE pgy.tracked_kol IS 'KOLs the daily run fetches; last_error_* fl
 -- One row per KOL, China-calendar date and series, however many API windows covered that date.
 -- The primary key (kol_id, date_key, increase_type) is the contract; kol_id first keeps one KOL's rows
 -- together in the index, which is what both the loader's merge and per-KOL analyst queries walk.
+-- COLLATE "C" on the key's text columns: ids and series names are ASCII, and byte-order comparison makes
+-- every index probe and sort of the 1M-row merges several times cheaper than a libc locale's strcoll.
 -- No foreign keys: a per-row FK trigger would cost more than the whole merge (loads are validated upstream).
 CREATE TABLE pgy.kol_fans_trend (
-    kol_id        text   NOT NULL,
+    kol_id        text COLLATE "C" NOT NULL,
     date_key      date   NOT NULL,
-    increase_type text   NOT NULL CONSTRAINT kol_fans_trend_increase_type CHECK (increase_type IN ('total_fans', 'new_fans')),
+    increase_type text COLLATE "C" NOT NULL
+                  CONSTRAINT kol_fans_trend_increase_type CHECK (increase_type IN ('total_fans', 'new_fans')),
     num           bigint NOT NULL,
     first_seen_at timestamptz NOT NULL DEFAULT now(),  -- when the warehouse first stored this key
     updated_at    timestamptz NOT NULL DEFAULT now(),  -- when num last changed (= first_seen_at if never)
@@ -36,9 +39,9 @@ COMMENT ON TABLE pgy.kol_fans_trend IS 'Deduplicated KOL follower trend: one row
 -- Every change of a stored num (a restatement by the API): old and new value, when, and which fetch.
 CREATE TABLE pgy.kol_fans_trend_revision (
     id            bigserial   PRIMARY KEY,
-    kol_id        text        NOT NULL,
+    kol_id        text COLLATE "C" NOT NULL,
     date_key      date        NOT NULL,
-    increase_type text        NOT NULL,
+    increase_type text COLLATE "C" NOT NULL,
     old_num       bigint      NOT NULL,
     new_num       bigint      NOT NULL,
     changed_at    timestamptz NOT NULL DEFAULT now(),

@@ -1,13 +1,15 @@
 -- 0002: one row per API call attempt, and the raw bodies so a parsing fix can be replayed without re-billing.
 
+-- kol_id / increase_type use COLLATE "C" like every other pgy table, so joins between them never meet
+-- a collation conflict and use the indexes.
 CREATE TABLE pgy.fetch_log (
     id                bigserial   PRIMARY KEY,
     fetched_at        timestamptz NOT NULL DEFAULT now(),
     run_id            text,                 -- Dagster run id (or a CLI run id); null for ad-hoc calls
     partition_start   date,                 -- the partition range the run was materialising
     partition_end     date,
-    kol_id            text        NOT NULL,
-    increase_type     text        NOT NULL CHECK (increase_type IN ('total_fans', 'new_fans')),
+    kol_id            text COLLATE "C" NOT NULL,
+    increase_type     text COLLATE "C" NOT NULL CHECK (increase_type IN ('total_fans', 'new_fans')),
     endpoint          text        NOT NULL CHECK (endpoint IN ('legacy_v1', 'current')),
     window_days       integer     NOT NULL, -- the window requested (30/60 legacy, 30/90 current)
     days_wanted       integer     NOT NULL, -- how far back the plan wanted to reach
