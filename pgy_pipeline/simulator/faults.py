@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
@@ -269,3 +270,70 @@ def _extra_days(ctx: FaultContext) -> Reply:
 VALID_VARIANTS = frozenset({"code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"})
 # The mix used by `fault_rate` when no list is given: transient failures a run should ride out.
 DEFAULT_RANDOM_FAULTS = ("code_301", "code_500", "http_503", "http_500", "code_302")
+
+
+# --- more hostile kinds for the reliability tests (pgy_pipeline_tests/test_hostile_responses.py) -----
+
+
+@fault("invalid_json")
+def _invalid_json(ctx: FaultContext) -> Reply:
+    """Not truncated but not JSON either: single quotes and a trailing comma, as a hand-rolled serialiser writes."""
+    body = dump(ctx.success(0)).replace(b'"', b"'")[:-1] + b",}"
+    return Reply(body=body, billed=True)
+
+
+@fault("code_999")
+def _code_999(ctx: FaultContext) -> Reply:
+    """A code no version of the documentation mentions (recorded verbatim, not retried)."""
+    return json_reply(ctx.envelope(999, None) | {"message": "Something New"})
+
+
+def _items_plus(extra: dict[str, object]) -> Callable[[list[dict[str, Any]], FaultContext], None]:
+    def edit(items: list[dict[str, Any]], ctx: FaultContext) -> None:
+        for item in items:
+            item.update(extra)
+
+    return edit
+
+
+_MORE_ITEM_FAULTS: dict[str, Callable[[list[dict[str, Any]], FaultContext], None]] = {
+    "num_missing": lambda items, ctx: items[-1].pop("num"),
+    "date_slashes": lambda items, ctx: items[-1].update(dateKey=items[-1]["dateKey"].replace("-", "/")),
+    "date_epoch_ms": lambda items, ctx: items[-1].update(dateKey=1772928000000),
+    "empty_list": lambda items, ctx: items.clear(),
+    # Valid: unknown keys on every item (the client ignores what it does not know).
+    "extra_item_fields": _items_plus({"dateKeyStr": "x", "rank": 7, "meta": {"src": "pgy"}}),
+}
+for _name, _edit in _MORE_ITEM_FAULTS.items():
+    FAULTS[_name] = _edit_items(_edit)
+
+
+@fault("extra_fields")
+def _extra_fields(ctx: FaultContext) -> Reply:
+    """Valid: unknown keys in the envelope, in data and on every item (forward-compatible parsing)."""
+    doc = ctx.success(0)
+    doc["traceId"] = "abc123"
+    doc["data"]["fansNumIncRank"] = 3
+    for item in doc["data"]["list"]:
+        item["rank"] = 7
+    return json_reply(doc, billed=True)
+
+
+HUGE_LIST_ITEMS = 10_000
+
+
+@fault("huge_list")
+def _huge_list(ctx: FaultContext) -> Reply:
+    """Valid: a 10,000-item list (about 27 years of dates): the normal window plus constant older days."""
+    doc = ctx.success(0)
+    items: list[dict[str, Any]] = doc["data"]["list"]
+    first = date.fromisoformat(items[0]["dateKey"])
+    older = [
+        {"dateKey": (first - timedelta(days=n)).isoformat(), "num": items[0]["num"]}
+        for n in range(HUGE_LIST_ITEMS - len(items), 0, -1)
+    ]
+    doc["data"]["list"] = older + items
+    return json_reply(doc, billed=True)
+
+
+VALID_VARIANTS = VALID_VARIANTS | {"extra_fields", "extra_item_fields", "huge_list", "empty_list"}
