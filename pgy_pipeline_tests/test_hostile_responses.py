@@ -113,6 +113,7 @@ CASES: list[Hostile] = [
     _storm("HTTP 502 HTML page from a proxy", "http_502_html", 502, None, "text", RETRY),
     _storm("HTTP 500 page echoing the URL (token masked)", "html_echo", 500, None, "text", RETRY),
     _storm("answer slower than the read timeout", "slow", None, None, None, RETRY),
+    _storm("body stalling mid-way past the read timeout", "slow_body", None, None, None, RETRY),
     _storm("connection reset mid-body", "reset_mid_body", None, None, None, RETRY),
     _storm("connection closed without an answer", "drop", None, None, None, RETRY),
     Hostile("HTTP 429 carrying code 303 (quota)", "http_429_quota", STOPPED, 0, "json", 429, 303, concurrency=1),

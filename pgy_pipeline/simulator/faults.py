@@ -39,6 +39,7 @@ class Transport(Enum):
     RESPOND = "respond"
     DROP = "drop"  # close the connection without sending a byte
     RESET_MID_BODY = "reset_mid_body"  # send headers and half the body, then reset the connection
+    STALL_MID_BODY = "stall_mid_body"  # send headers and half the body, wait `stall_s`, then the rest
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Reply:
     delay_s: float = 0.0  # extra wait before answering (on top of the configured latency)
     transport: Transport = Transport.RESPOND
     billed: bool = False  # the platform charges codes 0 and 201
+    stall_s: float = 0.0  # STALL_MID_BODY: the pause between the two halves of the body
 
 
 @dataclass(frozen=True)
@@ -337,3 +339,9 @@ def _huge_list(ctx: FaultContext) -> Reply:
 
 
 VALID_VARIANTS = VALID_VARIANTS | {"extra_fields", "extra_item_fields", "huge_list", "empty_list"}
+
+
+@fault("slow_body")
+def _slow_body(ctx: FaultContext) -> Reply:
+    """Headers and half the body at once, the rest later than the client's read timeout (billed, like `slow`)."""
+    return replace(success_reply(ctx), transport=Transport.STALL_MID_BODY, stall_s=ctx.slow_s)

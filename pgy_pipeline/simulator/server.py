@@ -85,6 +85,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
+        if reply.transport is Transport.STALL_MID_BODY:
+            half = len(reply.body) // 2
+            self.wfile.write(reply.body[:half])
+            self.wfile.flush()
+            time.sleep(reply.stall_s)
+            self.wfile.write(reply.body[half:])  # the client may have given up: OSError, ignored by handle_error
+            return
         if reply.transport is Transport.RESET_MID_BODY:
             self.wfile.write(reply.body[: len(reply.body) // 2])
             self.wfile.flush()
