@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -56,7 +57,9 @@ class Hostile:
 
     @property
     def loads(self) -> str:
-        return "none" if self.rows == 0 else f"{self.rows} per series" if self.rows != WINDOW else "yes"
+        return (
+            "none" if self.rows == 0 else f"{self.rows:,} per series" if self.rows != WINDOW else f"all {WINDOW} days"
+        )
 
 
 def _malformed(kind: str, fault: str, raw: str = "json", api_code: int | None = 0) -> Hostile:
@@ -209,6 +212,21 @@ def test_hostile_answer_is_recorded_and_contained(
         assert report.stop is None
         complete = case.outcome is OK and case.rows >= WINDOW
         assert (report.problems == []) == complete, report.problems
+
+
+TABLE_START, TABLE_END = "<!-- hostile-table:start -->", "<!-- hostile-table:end -->"
+
+
+def test_readme_table_matches_the_cases() -> None:
+    """Once README.md has its Reliability section, the hostile table in it must be exactly `readme_table()`."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    if "## Reliability" not in readme:
+        pytest.skip("README.md has no Reliability section yet")
+    assert TABLE_START in readme and TABLE_END in readme, f"put the hostile table between {TABLE_START} and {TABLE_END}"
+    pasted = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert pasted == readme_table(), (
+        "README's hostile table is stale: python -m pgy_pipeline_tests.test_hostile_responses"
+    )
 
 
 def readme_table() -> str:
