@@ -30,6 +30,9 @@ from pgy_pipeline_tests.pg import fresh_database
 from pgy_pipeline_tests.sim import SIM_TODAY
 
 MAX_ATTEMPTS = 3
+# Generous for a loaded CI box (a clean answer must never time out), yet well under the slow faults' delay.
+READ_TIMEOUT_S = 1.0
+SLOW_S = 2.5
 WINDOW = 30  # a one-day partition ending yesterday asks the legacy endpoint's 30-day window
 DAY = SIM_TODAY - timedelta(days=1)
 FIRST_DAY = DAY - timedelta(days=WINDOW - 1)
@@ -193,7 +196,8 @@ def test_hostile_answer_is_recorded_and_contained(
     hostile_series = [case.series] if case.series else list(Series)
     for series in hostile_series:
         simulator.inject(hostile, case.fault, times=case.times, series=series)
-    client = make_client(max_attempts=MAX_ATTEMPTS, concurrency=case.concurrency)
+    simulator.config.slow_s = SLOW_S
+    client = make_client(max_attempts=MAX_ATTEMPTS, concurrency=case.concurrency, read_timeout_s=READ_TIMEOUT_S)
     report = run_range(warehouse, client, DAY, DAY, run_id=f"hostile-{index}", kol_ids=kols, today=SIM_TODAY)
 
     for series in hostile_series[:1] if case.outcome is STOPPED else hostile_series:

@@ -47,7 +47,7 @@ RIDE_OUT = [
     "html", "truncated_json", "invalid_utf8", "code_201", "code_400", "http_400", "code_301", "empty_body",
 ]  # fmt: skip
 STOPS = ["http_401", "http_403", "code_100", "code_303", "code_600", "code_601"]  # one run each
-FAST = {**FAST_CLIENT, "read_timeout_s": 0.3, "max_attempts": 2}
+FAST = {**FAST_CLIENT, "read_timeout_s": 0.8, "max_attempts": 2}  # slow faults answer after 2 s
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_token_appears_nowhere_after_runs_with_faults(
     kols = kol_ids(len(RIDE_OUT) + len(STOPS) + 1, start=900)
     add_kols(engine, kols)
     texts: list[str] = []
-    with Simulator(token=TOKEN, today=SIM_TODAY, slow_s=1.0) as sim:
+    with Simulator(token=TOKEN, today=SIM_TODAY, slow_s=2.0) as sim:
         for kol, fault in zip(kols, RIDE_OUT, strict=False):
             sim.inject(kol, fault)
         with _client(sim) as client:
@@ -174,7 +174,7 @@ def test_token_absent_from_dagster_event_log_and_metadata(
     add_kols(engine, kols)
     yesterday = None
     descriptions: list[str] = []
-    with DagsterInstance.ephemeral() as instance, Simulator(token=TOKEN, slow_s=1.0) as sim:
+    with DagsterInstance.ephemeral() as instance, Simulator(token=TOKEN, slow_s=2.0) as sim:
         yesterday = (sim.today - timedelta(days=1)).isoformat()
         for kol, fault in zip(kols, faults, strict=False):
             sim.inject(kol, fault)
@@ -182,7 +182,7 @@ def test_token_absent_from_dagster_event_log_and_metadata(
             monkeypatch.setenv("PGY_API_TOKEN", token)
             api = TrendApiResource(
                 token=EnvVar("PGY_API_TOKEN"), base_url=sim.base_url, max_attempts=2, backoff_base_s=0.001,
-                backoff_max_s=0.02, read_timeout_s=0.3,
+                backoff_max_s=0.02, read_timeout_s=0.8,
             )  # fmt: skip
             result = materialize(
                 [kol_fans_trend],
