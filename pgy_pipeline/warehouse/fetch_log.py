@@ -1,0 +1,132 @@
+"""Recording every API call attempt in `pgy.fetch_log`, and every body received in `pgy.raw_response`.
+
+One row per attempt (retries included) so the log answers "what did the API say, and when" exactly;
+the last attempt of a call carries the call's outcome and what it delivered (rows, first/last date,
+fansNumInc). Raw bodies are archived so a parsing fix can be replayed without paying for calls again.
+
+Ids are reserved from the sequence first and rows then go in with two COPYs: a day's 20,000 calls
+record in a fraction of a second, in one transaction (all of a chunk's calls, or none).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pgy_pipeline.model import Attempt, CallResult, Outcome
+from pgy_pipeline.warehouse.dbapi import psycopg_connection
+from pgy_pipeline.warehouse.migrate import ensure_schema
+
+SeriesKey = tuple[str, str]
+
+_LOG_COLUMNS = (
+    "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
+    "days_wanted", "attempt", "outcome", "is_final", "http_status", "api_code", "api_message", "request_id",
+    "record_time", "billed", "rows_received", "first_date_key", "last_date_key", "fans_num_inc",
+    "fans_num_inc_rate", "duration_ms", "error",
+)  # fmt: skip
+_BODY_COLUMNS = ("fetch_log_id", "body", "body_text", "body_bytes")
+# JSON that Python accepts but jsonb refuses: NUL characters and lone UTF-16 surrogates in escapes.
+_JSONB_UNSAFE = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _body_columns(raw: bytes) -> tuple[str | None, str | None, bytes | None]:
+    """(jsonb text, text, bytes): exactly one set, the most useful form the body allows."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None, raw
+    if "\x00" in text:
+        return None, None, raw
+    try:
+        json.loads(text)
+    except ValueError:
+        return None, text, None
+    if _JSONB_UNSAFE.search(text):
+        return None, text, None
+    return text, None, None
+
+
+def _text(value: str | None) -> str | None:
+    """Postgres text cannot hold NUL; a hostile message keeps every other character."""
+    return value.replace("\x00", "\ufffd") if value else value
+
+
+def _attempt_rows(result: CallResult) -> Iterator[tuple[Attempt | None, bool, str]]:
+    """(attempt or None for never sent, is_final, outcome to store) for each row of one call."""
+    if not result.attempts:
+        yield None, True, result.outcome.value
+        return
+    last = len(result.attempts) - 1
+    for i, attempt in enumerate(result.attempts):
+        final = i == last
+        yield attempt, final, (result.outcome if final else attempt.outcome).value
+
+
+def record_calls(
+    engine: Engine,
+    results: Sequence[CallResult],
+    *,
+    run_id: str | None,
+    partition_start: date | None,
+    partition_end: date | None,
+) -> dict[SeriesKey, int]:
+    """Write every attempt of `results` (and their raw bodies); return (kol_id, series) → fetch_log id of the
+    final attempt of each call that ended OK, to pass to `load_points(fetch_ids=...)` as provenance."""
+    if not results:
+        return {}
+    ensure_schema(engine)
+    rows_needed = sum(max(1, len(r.attempts)) for r in results)
+    log_rows: list[tuple[Any, ...]] = []
+    body_rows: list[tuple[Any, ...]] = []
+    ok_ids: dict[SeriesKey, int] = {}
+    with psycopg_connection(engine) as conn:
+        try:
+            ids = iter(
+                row[0]
+                for row in conn.execute(
+                    "SELECT nextval('pgy.fetch_log_id_seq') FROM generate_series(1, %s)", (rows_needed,)
+                )
+            )
+            for result in results:
+                points = result.points
+                for attempt, final, outcome in _attempt_rows(result):
+                    log_id = next(ids)
+                    delivered = final and bool(points)
+                    log_rows.append(
+                        (
+                            log_id, run_id, partition_start, partition_end, result.kol_id, result.series.value,
+                            result.endpoint.value, result.window_days, result.days_wanted,
+                            attempt.attempt if attempt else 0, outcome, final,
+                            attempt.http_status if attempt else None, attempt.api_code if attempt else None,
+                            _text(attempt.api_message) if attempt else None,
+                            _text(attempt.request_id) if attempt else None,
+                            _text(attempt.record_time) if attempt else None, bool(attempt and attempt.billed),
+                            len(points) if final and attempt else None,
+                            points[0].date_key if delivered else None, points[-1].date_key if delivered else None,
+                            result.fans_num_inc if final else None, result.fans_num_inc_rate if final else None,
+                            round(attempt.duration_s * 1000) if attempt else None,
+                            _text(attempt.error) if attempt else None,
+                        )
+                    )  # fmt: skip
+                    if attempt is not None and attempt.raw_body is not None:
+                        body_rows.append((log_id, *_body_columns(attempt.raw_body)))
+                    if final and result.outcome is Outcome.OK:
+                        ok_ids[(result.kol_id, result.series.value)] = log_id
+            with conn.cursor().copy(f"COPY pgy.fetch_log ({', '.join(_LOG_COLUMNS)}) FROM STDIN") as copy:
+                for row in log_rows:
+                    copy.write_row(row)
+            if body_rows:
+                with conn.cursor().copy(f"COPY pgy.raw_response ({', '.join(_BODY_COLUMNS)}) FROM STDIN") as copy:
+                    for row in body_rows:
+                        copy.write_row(row)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return ok_ids
