@@ -1,0 +1,109 @@
+"""The fetch log and raw-body archive: every attempt recorded, bodies kept in the most useful form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from pgy_pipeline.model import Attempt, CallResult, Endpoint, Outcome, Series, TrendPoint
+from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.fetch_log import record_calls
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def _attempt(n: int, outcome: Outcome, code: int | None, body: bytes | None, *, http: int = 200, **kw: Any) -> Attempt:
+    return Attempt(
+        attempt=n, outcome=outcome, http_status=http, api_code=code, api_message=kw.get("message"),
+        request_id=kw.get("request_id"), record_time=None, duration_s=0.0123, error=kw.get("error"),
+        raw_body=body, billed=code in (0, 201),
+    )  # fmt: skip
+
+
+def _call(kol: str, series: Series, outcome: Outcome, attempts: tuple[Attempt, ...], points=()) -> CallResult:
+    return CallResult(kol, series, Endpoint.LEGACY_V1, 10, 30, outcome, attempts, tuple(points), 2, 0.01)
+
+
+def _rows(engine: Engine, sql: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(sql))]
+
+
+def test_every_attempt_is_a_row_and_ok_calls_return_their_final_id(engine: Engine) -> None:
+    ok_body = b'{"code":0,"message":"ok","data":{"list":[]}}'
+    points = [TrendPoint("k1", date(2026, 3, d), "total_fans", 100 + d) for d in (7, 8)]
+    results = [
+        _call(
+            "k1",
+            Series.TOTAL_FANS,
+            Outcome.OK,
+            (_attempt(1, Outcome.RETRY, 301, b'{"code":301}'), _attempt(2, Outcome.OK, 0, ok_body)),
+            points,
+        ),
+        _call(
+            "k1",
+            Series.NEW_FANS,
+            Outcome.FAILED,
+            tuple(_attempt(i, Outcome.RETRY, None, None, http=503, error="HTTP 503") for i in (1, 2)),
+        ),
+        _call("k2", Series.TOTAL_FANS, Outcome.STOPPED, (_attempt(1, Outcome.STOPPED, 303, b'{"code":303}'),)),
+        _call("k2", Series.NEW_FANS, Outcome.NOT_ATTEMPTED, ()),
+    ]
+    ids = record_calls(engine, results, run_id="r1", partition_start=date(2026, 3, 1), partition_end=date(2026, 3, 8))
+    rows = _rows(engine, "SELECT * FROM pgy.fetch_log ORDER BY id")
+    assert [(r["kol_id"], r["increase_type"], r["attempt"], r["outcome"], r["is_final"]) for r in rows] == [
+        ("k1", "total_fans", 1, "retry", False),
+        ("k1", "total_fans", 2, "ok", True),
+        ("k1", "new_fans", 1, "retry", False),
+        ("k1", "new_fans", 2, "failed", True),
+        ("k2", "total_fans", 1, "stopped", True),
+        ("k2", "new_fans", 0, "not_attempted", True),
+    ]
+    assert ids == {("k1", "total_fans"): rows[1]["id"]}
+    ok = rows[1]
+    assert (ok["rows_received"], ok["first_date_key"], ok["last_date_key"]) == (2, date(2026, 3, 7), date(2026, 3, 8))
+    assert (ok["api_code"], ok["billed"], ok["duration_ms"], ok["run_id"]) == (0, True, 12, "r1")
+    assert (ok["fans_num_inc"], ok["fans_num_inc_rate"], ok["window_days"], ok["days_wanted"]) == (2, 0.01, 30, 10)
+    assert rows[0]["rows_received"] is None and rows[0]["billed"] is False
+    assert rows[3]["http_status"] == 503 and rows[3]["error"] == "HTTP 503"
+    assert all(r["partition_start"] == date(2026, 3, 1) for r in rows)
+
+
+def test_raw_bodies_are_kept_as_json_text_or_bytes(engine: Engine) -> None:
+    bodies = {
+        "json": b'{"code":0,"data":null}',
+        "html": b"<html><body>502 Bad Gateway</body></html>",
+        "latin1": b'{"code":0,"message":"caf\xe9"}',
+        "nul_escape": b'{"code":0,"message":"a\\u0000b"}',
+    }
+    results = [
+        _call(f"k{i}", Series.TOTAL_FANS, Outcome.MALFORMED, (_attempt(1, Outcome.MALFORMED, 0, body),))
+        for i, body in enumerate(bodies.values())
+    ]
+    record_calls(engine, results, run_id=None, partition_start=None, partition_end=None)
+    rows = _rows(engine, "SELECT f.kol_id, r.body, r.body_text, r.body_bytes FROM pgy.raw_response r "
+                         "JOIN pgy.fetch_log f ON f.id = r.fetch_log_id ORDER BY f.kol_id")  # fmt: skip
+    assert rows[0]["body"] == {"code": 0, "data": None}
+    assert rows[1]["body_text"] == bodies["html"].decode()
+    assert bytes(rows[2]["body_bytes"]) == bodies["latin1"]
+    assert rows[3]["body_text"] == bodies["nul_escape"].decode()  # jsonb cannot hold \u0000: kept verbatim as text
+
+
+def test_a_nul_in_a_message_does_not_lose_the_attempt(engine: Engine) -> None:
+    attempt = _attempt(1, Outcome.FAILED, 404, b'{"code":404}', message="bad\x00message")
+    record_calls(engine, [_call("k1", Series.NEW_FANS, Outcome.FAILED, (attempt,))], run_id="r",
+                 partition_start=None, partition_end=None)  # fmt: skip
+    assert _rows(engine, "SELECT api_message FROM pgy.fetch_log")[0]["api_message"] == "bad\ufffdmessage"
+
+
+def test_nothing_to_record_touches_nothing(engine: Engine) -> None:
+    assert record_calls(engine, [], run_id="r", partition_start=None, partition_end=None) == {}
