@@ -18,8 +18,11 @@ CREATE TABLE pgy.tracked_kol (
 COMMENT ON TABLE pgy.tracked_kol IS 'KOLs the daily run fetches; last_error_* flags ids the API rejects (201/400).';
 
 -- One row per KOL, China-calendar date and series, however many API windows covered that date.
--- The primary key (kol_id, date_key, increase_type) is the contract; kol_id first keeps one KOL's rows
--- together in the index, which is what both the loader's merge and per-KOL analyst queries walk.
+-- The key is the contract's (kol_id, date_key, increase_type); its index is ordered (kol_id, increase_type,
+-- date_key) -- the order a run delivers points (each series' window in date order, KOLs by id). A first
+-- load then appends to the right edge of the index instead of splitting pages in the middle, one series'
+-- window is one contiguous index range (what the loader's diff scans), and "newest date of a series" is
+-- a single index probe. Per-KOL queries still use the kol_id prefix.
 -- COLLATE "C" on the key's text columns: ids and series names are ASCII, and byte-order comparison makes
 -- every index probe and sort of the 1M-row merges several times cheaper than a libc locale's strcoll.
 -- No foreign keys: a per-row FK trigger would cost more than the whole merge (loads are validated upstream).
@@ -32,7 +35,7 @@ CREATE TABLE pgy.kol_fans_trend (
     first_seen_at timestamptz NOT NULL DEFAULT now(),  -- when the warehouse first stored this key
     updated_at    timestamptz NOT NULL DEFAULT now(),  -- when num last changed (= first_seen_at if never)
     fetch_log_id  bigint,                              -- pgy.fetch_log.id of the call that delivered the current num
-    CONSTRAINT kol_fans_trend_pkey PRIMARY KEY (kol_id, date_key, increase_type)
+    CONSTRAINT kol_fans_trend_pkey PRIMARY KEY (kol_id, increase_type, date_key)
 );
 COMMENT ON TABLE pgy.kol_fans_trend IS 'Deduplicated KOL follower trend: one row per (kol_id, date_key, increase_type).';
 

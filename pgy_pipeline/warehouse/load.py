@@ -8,11 +8,12 @@ index entries and WAL for every overlapping row). This loader is designed around
 * Per series (kol_id, increase_type) it knows the newest stored date (one indexed look-up per series).
   Points beyond it cannot exist yet: they go straight into the target with a binary COPY (heap multi-insert,
   no staging, no diff) -- the whole first load and the one new day of a daily run take this path.
-* The other points are staged per run of consecutive dates as ONE row: (series, first date, count, nums packed
-  as big-endian int64). The server compares each run with the stored rows in a single index range scan
-  (`string_agg(int8send(num))` equals the packed bytes); equal runs are dropped without touching a row, so an
-  identical reload writes no table rows and (almost) no WAL. Only runs that differ are unpacked into rows and
-  merged: revisions for changed nums, an UPDATE of just those rows, an INSERT of missing keys.
+* The other points are staged per run of consecutive dates as ONE row: (series, first date, count, nums as
+  an int8[]): 60 points cost one staged row. The server compares each run with the stored rows in a single
+  index range scan (count and `num = nums[date_key - first_date + 1]`); equal runs are dropped without
+  touching a row, so an identical reload writes no table rows and (almost) no WAL. Only runs that differ
+  are unpacked into rows and merged: revisions for changed nums, an UPDATE of just those rows, an INSERT of
+  missing keys.
 * The same key twice with different nums is a conflict anywhere in one load: staged runs are checked against
   each other and against the rows this very transaction COPY-inserted (xmin = our xid), so nothing is written.
 
@@ -27,30 +28,35 @@ Memory: at most `batch_size` points are held in Python at a time, plus one small
 from __future__ import annotations
 
 import logging
-import struct
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date, timedelta
+from datetime import date
 from itertools import islice
 from typing import NamedTuple
 
 from sqlalchemy import Engine
 
-from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, InvalidKolId, Series, TrendPoint, check_kol_id
+from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.merge import MergeConflict, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
+from pgy_pipeline.warehouse.series_runs import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    LoadRejected,
+    Run,
+    copy_rows,
+    int8_array,
+    to_runs,
+)
 
 log = logging.getLogger(__name__)
 
 # Arbitrary but fixed 64-bit advisory lock key ("pgy-load") shared by every loader process.
 LOAD_LOCK_KEY = 0x7067792D6C6F6164
-_SERIES = frozenset(s.value for s in Series)
-_ONE_DAY = timedelta(days=1)
 SeriesKey = tuple[str, str]
-
-
-class LoadRejected(ValueError):
-    """The input cannot be loaded as given; nothing was written. The message names the row and the rule."""
+__all__ = ["LoadCounts", "LoadRejected", "load_points"]
 
 
 class LoadCounts(NamedTuple):
@@ -65,84 +71,28 @@ class LoadCounts(NamedTuple):
         return self.inserted + self.updated + self.unchanged
 
 
-def _describe(index: int, point: object) -> str:
-    return f"point #{index + 1} {point!r}"
-
-
-def _check_point(index: int, point: object) -> TrendPoint:
-    """The slow, explicit validation of one point: raises LoadRejected naming the rule it breaks."""
-    try:
-        fields: tuple[object, ...] = tuple(point)  # type: ignore[arg-type]
-        kol_id, date_key, increase_type, num = fields
-    except (TypeError, ValueError):
-        raise LoadRejected(
-            f"{_describe(index, point)}: expected (kol_id, date_key, increase_type, num); nothing was loaded"
-        ) from None
-    try:
-        valid_kol_id = check_kol_id(kol_id)
-    except InvalidKolId as exc:
-        raise LoadRejected(f"{_describe(index, point)}: {exc}; nothing was loaded") from None
-    if type(date_key) is not date:
-        raise LoadRejected(
-            f"{_describe(index, point)}: date_key must be a datetime.date (not {type(date_key).__name__}); "
-            "nothing was loaded"
-        )
-    if increase_type not in _SERIES:
-        raise LoadRejected(
-            f"{_describe(index, point)}: increase_type must be one of {sorted(_SERIES)}; nothing was loaded"
-        )
-    if type(num) is not int:
-        raise LoadRejected(
-            f"{_describe(index, point)}: num must be an int (not {type(num).__name__}); nothing was loaded"
-        )
-    if not BIGINT_MIN <= num <= BIGINT_MAX:
-        raise LoadRejected(f"{_describe(index, point)}: num {num} is outside bigint; nothing was loaded")
-    return TrendPoint(valid_kol_id, date_key, str(increase_type), num)
-
-
-def _validated(points: Iterable[TrendPoint]) -> Iterator[TrendPoint]:
-    """Yield the points, rejecting the first invalid one.
-
-    The fast path only does identity/type checks (this loop is on the per-row budget of the loader);
-    anything unusual falls through to `_check_point` for the exact message.
-    """
-    good_kols: set[str] = set()
-    for index, point in enumerate(points):
-        if (
-            type(point) is TrendPoint
-            and point[0] in good_kols
-            and type(point[1]) is date
-            and point[2] in _SERIES
-            and type(point[3]) is int
-            and BIGINT_MIN <= point[3] <= BIGINT_MAX
-        ):
-            yield point
-            continue
-        checked = _check_point(index, point)
-        good_kols.add(checked.kol_id)
-        yield checked
-
-
-class _Run(NamedTuple):
-    """Consecutive-date points of one series, staged as one row (see module docstring)."""
-
-    kol_id: str
-    increase_type: str
-    first_date: date
-    nums: list[int]
-
-
 _STAGE_DDL = """
 CREATE TEMP TABLE pgy_stage_run (
-    seq           integer PRIMARY KEY,
+    seq           integer NOT NULL,
     kol_id        text COLLATE "C" NOT NULL,
     increase_type text COLLATE "C" NOT NULL,
     first_date    date    NOT NULL,
     n             integer NOT NULL,
-    nums          bytea   NOT NULL,
+    nums          bigint[] NOT NULL,
     fetch_log_id  bigint
-) ON COMMIT DROP
+) ON COMMIT DROP;
+-- ANALYZE only for row counts: array statistics on nums would cost more than the whole diff.
+ALTER TABLE pgy_stage_run ALTER COLUMN nums SET STATISTICS 0
 """
+
+_NEWEST_STORED = """
+SELECT s.kol_id, s.increase_type,
+       (SELECT max(t.date_key) FROM pgy.kol_fans_trend t
+         WHERE t.kol_id = s.kol_id COLLATE "C" AND t.increase_type = s.increase_type COLLATE "C")
+  FROM unnest(%s::text[], %s::text[]) AS s(kol_id, increase_type)
+"""
+
+_NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
 
 
 class _Loader:
@@ -151,83 +101,68 @@ class _Loader:
     def __init__(self, conn: PgConnection, fetch_ids: Mapping[SeriesKey, int]) -> None:
         self.conn = conn
         self.fetch_ids = fetch_ids
-        self.newest: dict[SeriesKey, date | None] = {}
+        self.newest: dict[SeriesKey, int] = {}  # series -> newest stored (or loaded) date ordinal
         self.direct = 0
-        self.staged_points = 0
         self.seq = 0
 
     def begin(self) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
+        # The merge's statements are short and planned on fresh temp tables: JIT compilation would cost more
+        # than it saves; a roomy work_mem keeps the expansion's sort / hash of changed rows in memory.
+        self.conn.execute("SET LOCAL jit = off")
         self.conn.execute("SET LOCAL work_mem = '256MB'")
         self.conn.execute(_STAGE_DDL)
 
-    def _learn_newest(self, batch: list[TrendPoint]) -> None:
-        """Newest stored date of every series in `batch` not seen before (one index probe each)."""
-        unseen = {(p[0], p[2]) for p in batch} - self.newest.keys()
+    def _learn_newest(self, runs: list[Run]) -> None:
+        """Newest stored date of every series in `runs` not seen before (one index probe each)."""
+        unseen = sorted({(r.kol_id, r.increase_type) for r in runs} - self.newest.keys())
         if not unseen:
             return
-        kols, types = zip(*sorted(unseen), strict=True)
-        rows = self.conn.execute(
-            """
-            SELECT s.kol_id, s.increase_type,
-                   (SELECT max(t.date_key) FROM pgy.kol_fans_trend t
-                     WHERE t.kol_id = s.kol_id AND t.increase_type = s.increase_type)
-              FROM unnest(%s::text[], %s::text[]) AS s(kol_id, increase_type)
-            """,
-            (list(kols), list(types)),
-        ).fetchall()
-        for kol_id, increase_type, newest in rows:
-            self.newest[(kol_id, increase_type)] = newest
+        kols, types = zip(*unseen, strict=True)
+        for kol_id, increase_type, newest in self.conn.execute(_NEWEST_STORED, (list(kols), list(types))):
+            self.newest[(kol_id, increase_type)] = _NO_ROWS if newest is None else newest.toordinal()
 
-    def add_batch(self, batch: list[TrendPoint]) -> None:
-        self._learn_newest(batch)
+    def add_runs(self, runs: list[Run]) -> None:
+        """COPY the points beyond each series' newest date straight into the target; stage the rest."""
+        self._learn_newest(runs)
         newest = self.newest
         fetch_ids = self.fetch_ids
-        direct: list[tuple[str, date, str, int, int | None]] = []
-        runs: list[_Run] = []
-        run: _Run | None = None
-        expected = date.min
-        for kol_id, date_key, increase_type, num in batch:
-            key = (kol_id, increase_type)
+        direct: list[bytes] = []
+        staged: list[tuple[Run, int]] = []
+        for run in runs:
+            key = (run.kol_id, run.increase_type)
             last = newest[key]
-            if last is None or date_key > last:
-                newest[key] = date_key
-                direct.append((kol_id, date_key, increase_type, num, fetch_ids.get(key)))
-                continue
-            if run is not None and date_key == expected and run.kol_id == kol_id and run.increase_type == increase_type:
-                run.nums.append(num)
-            else:
-                run = _Run(kol_id, increase_type, date_key, [num])
-                runs.append(run)
-            expected = date_key + _ONE_DAY
+            n = len(run.nums)
+            overlap = min(n, max(0, last - run.first_ordinal + 1))  # leading points on or before `last`
+            if overlap:
+                staged.append((run, overlap))
+            if overlap < n:
+                direct.append(copy_rows(run, overlap, fetch_ids.get(key)))
+                newest[key] = run.last_ordinal
+                self.direct += n - overlap
         if direct:
             with self.conn.cursor().copy(
                 "COPY pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id)"
                 " FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["text", "date", "text", "int8", "int8"])
-                for row in direct:
-                    copy.write_row(row)
-            self.direct += len(direct)
-        if runs:
+                copy.write(COPY_HEADER + b"".join(direct) + COPY_TRAILER)
+        if staged:
             with self.conn.cursor().copy(
                 "COPY pgy_stage_run (seq, kol_id, increase_type, first_date, n, nums, fetch_log_id)"
                 " FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int4", "text", "text", "date", "int4", "bytea", "int8"])
-                for r in runs:
+                for run, overlap in staged:
                     self.seq += 1
-                    n = len(r.nums)
-                    self.staged_points += n
                     copy.write_row(
                         (
                             self.seq,
-                            r.kol_id,
-                            r.increase_type,
-                            r.first_date,
-                            n,
-                            struct.pack(f">{n}q", *r.nums),
-                            fetch_ids.get((r.kol_id, r.increase_type)),
+                            run.kol_id,
+                            run.increase_type,
+                            date.fromordinal(run.first_ordinal),
+                            overlap,
+                            int8_array(run.nums[:overlap]),
+                            fetch_ids.get((run.kol_id, run.increase_type)),
                         )
                     )
 
@@ -242,10 +177,57 @@ class _Loader:
         return LoadCounts(self.direct + inserted, updated, unchanged)
 
 
-def _batches(points: Iterable[TrendPoint], size: int) -> Iterator[list[TrendPoint]]:
+def _validated_runs(points: Iterable[TrendPoint], batch_size: int) -> Iterator[list[Run]]:
+    """The input cut into validated runs, `batch_size` points at a time (raises LoadRejected)."""
     iterator = iter(points)
-    while batch := list(islice(iterator, size)):
-        yield batch
+    good_kols: set[str] = set()
+    start = 0
+    while batch := list(islice(iterator, batch_size)):
+        yield to_runs(batch, start, good_kols)
+        start += len(batch)
+
+
+_DONE = object()
+
+
+def _in_background(produce: Iterator[list[Run]]) -> Iterator[list[Run]]:
+    """Run `produce` one batch ahead in a thread, so validating batch k+1 overlaps the server's work on batch k.
+
+    The main thread spends most of a load waiting on the socket (which releases the GIL), so this hides
+    most of the Python cost. The queue holds one batch, keeping memory at about two batches.
+    """
+    results: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        """Hand one item over; False once the consumer has gone away."""
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        try:
+            for item in produce:
+                if not offer(item):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer(exc)
+
+    thread = threading.Thread(target=worker, name="pgy-load-validate", daemon=True)
+    thread.start()
+    try:
+        while (item := results.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def load_points(
@@ -268,8 +250,8 @@ def load_points(
         try:
             loader = _Loader(conn, fetch_ids or {})
             loader.begin()
-            for batch in _batches(_validated(points), batch_size):
-                loader.add_batch(batch)
+            for runs in _in_background(_validated_runs(points, batch_size)):
+                loader.add_runs(runs)
             counts = loader.merge()
             conn.commit()
         except BaseException:

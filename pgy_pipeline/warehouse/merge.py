@@ -1,7 +1,7 @@
 """The server-side half of the loader: diff staged runs against pgy.kol_fans_trend and write only changes.
 
 Runs inside the loader's transaction, after the staging COPY into the temp table `pgy_stage_run`
-(one row per run of consecutive dates of one series, nums packed as big-endian int64; see load.py).
+(one row per run of consecutive dates of one series with its nums as an int8[]; see load.py).
 Every statement here is set-based; the only per-run work is one index range scan of the stored rows.
 """
 
@@ -14,34 +14,40 @@ from pgy_pipeline.warehouse.dbapi import PgConnection
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
 _MY_XID = "(SELECT pg_current_xact_id()::text::xid)"
 
-# Runs that cannot be skipped: their packed nums differ from the stored rows of the same dates (or some
-# of those rows are missing), they overlap another staged run of the same series (possible conflict), or
-# they touch rows this load inserted itself (duplicates to collapse or conflicts to reject).
+# Runs that cannot be skipped: a stored row of their dates has another num (checked by array subscript,
+# which needs no sort), or some of those rows are missing, or they overlap another staged run of the same
+# series (possible conflict), or they touch rows this load inserted itself (duplicates to collapse or
+# conflicts to reject). Overlaps are found with window functions over the runs sorted by date within their
+# series: a run overlaps an earlier one iff some earlier run ends after it starts, and a later one iff the
+# next run starts before it ends.
 _FIND_DIFFERING_RUNS = f"""
 CREATE TEMP TABLE pgy_stage_diff ON COMMIT DROP AS
+WITH flagged AS (
+    SELECT r.*,
+           coalesce(max(r.first_date + r.n) OVER before_me > r.first_date, false)
+           OR coalesce(lead(r.first_date) OVER by_date < r.first_date + r.n, false) AS overlaps
+      FROM pgy_stage_run r
+    WINDOW by_date AS (PARTITION BY r.kol_id, r.increase_type ORDER BY r.first_date, r.seq),
+           before_me AS (by_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+)
 SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id
-  FROM pgy_stage_run r
+  FROM flagged r
   LEFT JOIN LATERAL (
-        SELECT string_agg(int8send(t.num), ''::bytea ORDER BY t.date_key) AS nums,
+        SELECT count(*) AS n,
+               bool_and(t.num = r.nums[t.date_key - r.first_date + 1]) AS same,
                bool_or(t.xmin = {_MY_XID}) AS mine
           FROM pgy.kol_fans_trend t
          WHERE t.kol_id = r.kol_id AND t.increase_type = r.increase_type
            AND t.date_key >= r.first_date AND t.date_key < r.first_date + r.n
        ) stored ON true
- WHERE stored.nums IS DISTINCT FROM r.nums
-    OR stored.mine
-    OR EXISTS (SELECT 1 FROM pgy_stage_run o
-                WHERE o.kol_id = r.kol_id AND o.increase_type = r.increase_type AND o.seq <> r.seq
-                  AND o.first_date < r.first_date + r.n AND r.first_date < o.first_date + o.n)
+ WHERE r.overlaps OR stored.n <> r.n OR NOT stored.same OR stored.mine
 """
 
 # Unpack the differing runs into one row per point.
 _EXPAND = """
 CREATE TEMP TABLE pgy_stage_row ON COMMIT DROP AS
-SELECT d.kol_id, d.first_date + i AS date_key, d.increase_type,
-       ('x' || encode(substr(d.nums, 8 * i + 1, 8), 'hex'))::bit(64)::bigint AS num,
-       d.fetch_log_id, d.seq
-  FROM pgy_stage_diff d, generate_series(0, d.n - 1) AS i
+SELECT d.kol_id, d.first_date + (u.i - 1)::integer AS date_key, d.increase_type, u.num, d.fetch_log_id, d.seq
+  FROM pgy_stage_diff d, unnest(d.nums) WITH ORDINALITY AS u(num, i)
 """
 
 _CONFLICT_IN_STAGE = """
@@ -80,7 +86,7 @@ SELECT k.kol_id, k.date_key, k.increase_type, t.num, k.num, k.fetch_log_id
   FROM pgy_stage_key k
   JOIN pgy.kol_fans_trend t USING (kol_id, date_key, increase_type)
  WHERE t.num <> k.num
- ORDER BY k.kol_id, k.date_key, k.increase_type
+ ORDER BY k.kol_id, k.increase_type, k.date_key
 """
 
 _UPDATE_CHANGED = """
@@ -97,7 +103,7 @@ SELECT k.kol_id, k.date_key, k.increase_type, k.num, k.fetch_log_id
   FROM pgy_stage_key k
  WHERE NOT EXISTS (SELECT 1 FROM pgy.kol_fans_trend t
                     WHERE t.kol_id = k.kol_id AND t.date_key = k.date_key AND t.increase_type = k.increase_type)
- ORDER BY k.kol_id, k.date_key, k.increase_type
+ ORDER BY k.kol_id, k.increase_type, k.date_key
 """
 
 
