@@ -30,9 +30,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
-from itertools import islice
+from itertools import groupby, islice
 from typing import NamedTuple
 
 from sqlalchemy import Engine
@@ -48,6 +48,7 @@ from pgy_pipeline.warehouse.series_runs import (
     Run,
     copy_rows,
     int8_array,
+    split_consecutive,
     to_runs,
 )
 
@@ -92,6 +93,11 @@ SELECT s.kol_id, s.increase_type,
   FROM unnest(%s::text[], %s::text[]) AS s(kol_id, increase_type)
 """
 
+
+def _series_of(point: TrendPoint) -> SeriesKey:
+    return (point.kol_id, point.increase_type)
+
+
 _NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
 
 
@@ -121,6 +127,17 @@ class _Loader:
         kols, types = zip(*unseen, strict=True)
         for kol_id, increase_type, newest in self.conn.execute(_NEWEST_STORED, (list(kols), list(types))):
             self.newest[(kol_id, increase_type)] = _NO_ROWS if newest is None else newest.toordinal()
+
+    def add_batch(self, points: Sequence[TrendPoint]) -> None:
+        """Stage points WITHOUT validating them: the layer load_points' validation protects (tests use it to
+        show that even unvalidated values reach the database only as COPY data, never as SQL)."""
+        runs: list[Run] = []
+        for (kol_id, increase_type), group in groupby(points, key=_series_of):
+            rows = list(group)
+            runs += split_consecutive(
+                kol_id, increase_type, [p.date_key.toordinal() for p in rows], [p.num for p in rows]
+            )
+        self.add_runs(runs)
 
     def add_runs(self, runs: list[Run]) -> None:
         """COPY the points beyond each series' newest date straight into the target; stage the rest."""

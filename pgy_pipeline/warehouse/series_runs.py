@@ -72,7 +72,8 @@ def check_point(index: int, point: object) -> TrendPoint:
     return TrendPoint(valid_kol_id, date_key, increase_type, num)
 
 
-def _split_consecutive(kol_id: str, increase_type: str, ordinals: list[int], nums: Sequence[int]) -> list[Run]:
+def split_consecutive(kol_id: str, increase_type: str, ordinals: list[int], nums: Sequence[int]) -> list[Run]:
+    """One series' points (in input order) as runs, cut wherever a date is not the day after the previous."""
     runs: list[Run] = []
     start = 0
     for i in range(1, len(ordinals) + 1):
@@ -101,7 +102,7 @@ def _fast_runs(kol_id: object, increase_type: object, rows: Sequence[object], go
     first, n = ordinals[0], len(ordinals)
     if ordinals[-1] - first == n - 1 and ordinals == list(range(first, first + n)):
         return [Run(kol_id, increase_type, first, nums)]
-    return _split_consecutive(kol_id, increase_type, ordinals, nums)
+    return split_consecutive(kol_id, increase_type, ordinals, nums)
 
 
 def to_runs(batch: list[TrendPoint], start_index: int, good_kols: set[str]) -> list[Run]:
@@ -121,7 +122,7 @@ def to_runs(batch: list[TrendPoint], start_index: int, good_kols: set[str]) -> l
         fast = _fast_runs(kol_id, increase_type, rows, good_kols)
         if fast is None:
             checked = [check_point(position + i, point) for i, point in enumerate(rows)]
-            fast = _split_consecutive(
+            fast = split_consecutive(
                 checked[0].kol_id,
                 checked[0].increase_type,
                 [p.date_key.toordinal() for p in checked],
