@@ -26,9 +26,13 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from pgy_pipeline.warehouse.migrate import upgrade
+    from pgy_pipeline.warehouse.migrate import MigrationError, upgrade
 
-    applied = upgrade(_engine(settings))
+    try:
+        applied = upgrade(_engine(settings))
+    except MigrationError as exc:
+        print(f"pgy-pipeline db upgrade: {exc}", file=sys.stderr)
+        return 1
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema up to date")
     return 0
 
