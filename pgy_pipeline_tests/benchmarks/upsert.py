@@ -18,6 +18,7 @@ The last line printed is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -73,10 +74,8 @@ def wal_since(conn: psycopg.Connection[tuple[Any, ...]], start: str) -> int:
 
 def checkpoint(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     """Start each phase from a checkpoint so full-page images weigh the same in every phase (if allowed)."""
-    try:
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute("CHECKPOINT")
-    except psycopg.errors.InsufficientPrivilege:
-        pass
 
 
 def timed(conn: psycopg.Connection[tuple[Any, ...]], action: Callable[[], object]) -> tuple[float, int, object]:

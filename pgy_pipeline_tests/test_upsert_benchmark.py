@@ -1,0 +1,38 @@
+"""The upsert benchmark runs end to end at a tiny size and prints its figures as one JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
+    env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.upsert", "--kols", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["rows"] == 20 * 2 * 60
+    assert figures["restated_rows"] == 24
+    for key in (
+        "copy_rows_per_s",
+        "load_rows_per_s",
+        "ratio_to_copy",
+        "reload_rows_per_s",
+        "reload_ratio_to_copy",
+        "restated_rows_per_s",
+        "restated_ratio_to_copy",
+        "first_load_wal_bytes",
+        "reload_wal_bytes",
+        "reload_wal_ratio",
+        "max_rss_mb",
+    ):
+        assert isinstance(figures[key], int | float) and figures[key] >= 0, key
+    assert figures["server_version"]
