@@ -4,7 +4,9 @@ then the rows checked in the warehouse."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,20 +79,23 @@ def dagster_env(tmp_path: Path, database_url: str, sim: Simulator) -> dict[str, 
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
+    for proc in started:  # Ctrl-C, as a user stops them
+        os.killpg(proc.pid, signal.SIGINT)
     for proc in started:
-        proc.terminate()
-    for proc in started:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left (e.g. a lingering code server)
 
 
 def _start(cmd: list[str], env: dict[str, str], log: Path, started: list[subprocess.Popen[bytes]]) -> None:
     with log.open("wb") as out:
-        started.append(
-            subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+        # A session of its own, so teardown can stop the process with all its children (code servers, run
+        # workers) by signalling the group, and nothing of the test's own group is ever signalled.
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1], start_new_session=True
         )
+        started.append(proc)
 
 
 def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
