@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from pgy_pipeline.warehouse.engine import embedded_url
-from pgy_pipeline_tests.pg import fresh_database, server_url
+from pgy_pipeline_tests.pg import fresh_database, server_url, stop_embedded
 
 pytest_plugins = ["pgy_pipeline_tests.fixtures_sim"]  # simulator fixtures: `simulator`, `make_client`
 
 
 @pytest.fixture(scope="session")
-def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pgy-home")
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the session's embedded Postgres lives (started on first use); stopped when the session ends."""
+    home = tmp_path_factory.mktemp("pgy-home")
+    yield home
+    stop_embedded(home)
 
 
 @pytest.fixture(scope="session")
