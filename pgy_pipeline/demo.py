@@ -11,11 +11,14 @@ instance in `dagster/`. Nothing listens beyond 127.0.0.1 (Postgres: a Unix socke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -135,6 +138,7 @@ def _dagster_dev_command(port: int) -> list[str]:
 
 def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int = 0) -> int:
     """The whole demo; returns a process exit code."""
+    warnings.filterwarnings("ignore", message=r"Parameter .backfill_policy.")  # Dagster's beta notice: noise here
     settings = Settings.from_env()
     home = settings.home
     dagster_home = _dagster_home(home)
@@ -159,10 +163,35 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
             return 0 if ok else 1
         print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
         print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
-        try:
-            return subprocess.call(command, env=_ui_env(sim, home, dagster_home, settings.database_url))  # noqa: S603 (our own argv)
-        except KeyboardInterrupt:
-            return 0
+        return _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handled like Ctrl-C, so a terminated demo still stops its Dagster UI."""
+    raise KeyboardInterrupt
+
+
+def _run_ui(command: list[str], env: dict[str, str]) -> int:
+    """Run `dagster dev` until it exits or the user presses Ctrl-C (or the demo is terminated).
+
+    It runs in a process group of its own, which is signalled as a whole on the way out, so no code
+    server, webserver or daemon outlives the demo (and keeps the port or the simulator's clients busy).
+    """
+    proc = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603 (our own argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        print("\nstopping the Dagster UI ...")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group did not stop by itself
 
 
 def main(argv: Sequence[str] | None = None) -> int:
