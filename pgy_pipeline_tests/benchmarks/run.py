@@ -4,7 +4,8 @@
 
 Plans, fetches (from a simulator in a child process, so its memory is not counted), records every call
 in pgy.fetch_log and loads every 30-day window, through `pipeline.run_range` exactly as the Dagster asset
-does. Target (DESIGN.md §8): peak RSS of a 10,000-KOL run ≤ 300 MB; steady state bills 2 calls per KOL.
+does, then reruns the same partition. Targets (DESIGN.md §8): peak RSS of a 10,000-KOL run ≤ 300 MB;
+steady state bills 2 calls per KOL; the rerun of a complete partition bills 0.
 Uses PGY_TEST_DATABASE_URL when set (a fresh database, dropped afterwards), else the embedded Postgres.
 The last line printed is one JSON object.
 """
@@ -54,6 +55,9 @@ def run(kols: int, concurrency: int, endpoint: Endpoint, admin_url: str) -> dict
                 started = time.perf_counter()
                 report = run_range(engine, client, yesterday, yesterday, run_id="bench", today=SIM_TODAY)
                 wall = time.perf_counter() - started
+                started = time.perf_counter()
+                rerun = run_range(engine, client, yesterday, yesterday, run_id="bench-rerun", today=SIM_TODAY)
+                rerun_wall = time.perf_counter() - started
         engine.dispose()
     return {
         "benchmark": "run",
@@ -68,6 +72,9 @@ def run(kols: int, concurrency: int, endpoint: Endpoint, admin_url: str) -> dict
         "kols_complete": report.kols_complete,
         "wall_s": round(wall, 2),
         "calls_per_s": round(report.calls_ok / wall, 1) if wall else None,
+        "rerun_billed_calls": rerun.billed_calls,
+        "rerun_calls_skipped": rerun.plan.skipped,
+        "rerun_wall_s": round(rerun_wall, 2),
         "peak_rss_mb_before_run": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
         "target_peak_rss_mb": 300,
