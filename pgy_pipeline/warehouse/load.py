@@ -27,10 +27,11 @@ Memory: at most `batch_size` points are held in Python at a time, plus one small
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from itertools import groupby, islice
 from typing import NamedTuple
@@ -39,7 +40,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
-from pgy_pipeline.warehouse.merge import MergeConflict, merge_staged
+from pgy_pipeline.warehouse.merge import DIFF_DDL, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.series_runs import (
     COPY_HEADER,
@@ -81,23 +82,34 @@ CREATE TEMP TABLE pgy_stage_run (
     n             integer NOT NULL,
     nums          bigint[] NOT NULL,
     fetch_log_id  bigint
-) ON COMMIT DROP;
--- ANALYZE only for row counts: array statistics on nums would cost more than the whole diff.
-ALTER TABLE pgy_stage_run ALTER COLUMN nums SET STATISTICS 0
+) ON COMMIT DROP
 """
 
+# Series go in as two comma-joined strings (ids and series names cannot contain commas) and dates come
+# back as ordinals: no per-element adaptation on the client, whose GIL the validation thread competes for.
 _NEWEST_STORED = """
 SELECT s.kol_id, s.increase_type,
-       (SELECT max(t.date_key) FROM pgy.kol_fans_trend t
+       (SELECT max(t.date_key) - date '0001-01-01' + 1 FROM pgy.kol_fans_trend t
          WHERE t.kol_id = s.kol_id COLLATE "C" AND t.increase_type = s.increase_type COLLATE "C")
-  FROM unnest(%s::text[], %s::text[]) AS s(kol_id, increase_type)
+  FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')) AS s(kol_id, increase_type)
 """
+
+
+def newest_stored(conn: PgConnection, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+    """Newest stored date ordinal of each series (_NO_ROWS if none): one index probe each."""
+    wanted = sorted(series)
+    if not wanted:
+        return {}
+    kols, types = zip(*wanted, strict=True)
+    rows = conn.execute(_NEWEST_STORED, (",".join(kols), ",".join(types))).fetchall()
+    return {(k, t): _NO_ROWS if newest is None else newest for k, t, newest in rows}
 
 
 def _series_of(point: TrendPoint) -> SeriesKey:
     return (point.kol_id, point.increase_type)
 
 
+_COPY_CHUNK = 256 * 1024
 _NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
 
 
@@ -118,15 +130,11 @@ class _Loader:
         self.conn.execute("SET LOCAL jit = off")
         self.conn.execute("SET LOCAL work_mem = '256MB'")
         self.conn.execute(_STAGE_DDL)
+        self.conn.execute(DIFF_DDL)
 
     def _learn_newest(self, runs: list[Run]) -> None:
         """Newest stored date of every series in `runs` not seen before (one index probe each)."""
-        unseen = sorted({(r.kol_id, r.increase_type) for r in runs} - self.newest.keys())
-        if not unseen:
-            return
-        kols, types = zip(*unseen, strict=True)
-        for kol_id, increase_type, newest in self.conn.execute(_NEWEST_STORED, (list(kols), list(types))):
-            self.newest[(kol_id, increase_type)] = _NO_ROWS if newest is None else newest.toordinal()
+        self.newest.update(newest_stored(self.conn, {(r.kol_id, r.increase_type) for r in runs} - self.newest.keys()))
 
     def add_batch(self, points: Sequence[TrendPoint]) -> None:
         """Stage points WITHOUT validating them: the layer load_points' validation protects (tests use it to
@@ -144,7 +152,7 @@ class _Loader:
         self._learn_newest(runs)
         newest = self.newest
         fetch_ids = self.fetch_ids
-        direct: list[bytes] = []
+        direct: list[tuple[Run, int]] = []
         staged: list[tuple[Run, int]] = []
         for run in runs:
             key = (run.kol_id, run.increase_type)
@@ -154,16 +162,13 @@ class _Loader:
             if overlap:
                 staged.append((run, overlap))
             if overlap < n:
-                direct.append(copy_rows(run, overlap, fetch_ids.get(key)))
+                direct.append((run, overlap))
                 newest[key] = run.last_ordinal
                 self.direct += n - overlap
         if direct:
-            with self.conn.cursor().copy(
-                "COPY pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.write(COPY_HEADER + b"".join(direct) + COPY_TRAILER)
+            self._copy_direct(direct)
         if staged:
+            checked = self.seq
             with self.conn.cursor().copy(
                 "COPY pgy_stage_run (seq, kol_id, increase_type, first_date, n, nums, fetch_log_id)"
                 " FROM STDIN (FORMAT BINARY)"
@@ -182,6 +187,24 @@ class _Loader:
                             fetch_ids.get((run.kol_id, run.increase_type)),
                         )
                     )
+            check_batch(self.conn, checked)
+
+    def _copy_direct(self, direct: list[tuple[Run, int]]) -> None:
+        """Binary COPY into the target, sent in ~256 kB pieces so the server indexes while we encode."""
+        with self.conn.cursor().copy(
+            "COPY pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            pending = [COPY_HEADER]
+            size = 0
+            for run, skip in direct:
+                encoded = copy_rows(run, skip, self.fetch_ids.get((run.kol_id, run.increase_type)))
+                pending.append(encoded)
+                size += len(encoded)
+                if size >= _COPY_CHUNK:
+                    copy.write(b"".join(pending))
+                    pending, size = [], 0
+            pending.append(COPY_TRAILER)
+            copy.write(b"".join(pending))
 
     def merge(self) -> LoadCounts:
         """Diff the staged runs against the stored rows and write only what differs (see module docstring)."""
@@ -200,14 +223,14 @@ def _validated_runs(points: Iterable[TrendPoint], batch_size: int) -> Iterator[l
     good_kols: set[str] = set()
     start = 0
     while batch := list(islice(iterator, batch_size)):
-        yield to_runs(batch, start, good_kols)
+        yield to_runs(batch, start, good_kols, background=True)
         start += len(batch)
 
 
 _DONE = object()
 
 
-def _in_background(produce: Iterator[list[Run]]) -> Iterator[list[Run]]:
+def _in_background(produce: Iterator[list[Run]]) -> Generator[list[Run], None, None]:
     """Run `produce` one batch ahead in a thread, so validating batch k+1 overlaps the server's work on batch k.
 
     The main thread spends most of a load waiting on the socket (which releases the GIL), so this hides
@@ -267,8 +290,10 @@ def load_points(
         try:
             loader = _Loader(conn, fetch_ids or {})
             loader.begin()
-            for runs in _in_background(_validated_runs(points, batch_size)):
-                loader.add_runs(runs)
+            # closing(): stop the validation thread now if the load fails, not whenever it is collected.
+            with contextlib.closing(_in_background(_validated_runs(points, batch_size))) as prepared:
+                for runs in prepared:
+                    loader.add_runs(runs)
             counts = loader.merge()
             conn.commit()
         except BaseException:

@@ -2,7 +2,8 @@
 
 Runs inside the loader's transaction, after the staging COPY into the temp table `pgy_stage_run`
 (one row per run of consecutive dates of one series with its nums as an int8[]; see load.py).
-Every statement here is set-based; the only per-run work is one index range scan of the stored rows.
+Every statement here is set-based; the only per-run work is one index range scan of the stored rows, done
+per batch (check_batch) so that it overlaps the validation of the next batch in the loader's thread.
 """
 
 from __future__ import annotations
@@ -14,24 +15,28 @@ from pgy_pipeline.warehouse.dbapi import PgConnection
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
 _MY_XID = "(SELECT pg_current_xact_id()::text::xid)"
 
-# Runs that cannot be skipped: a stored row of their dates has another num (checked by array subscript,
-# which needs no sort), or some of those rows are missing, or they overlap another staged run of the same
-# series (possible conflict), or they touch rows this load inserted itself (duplicates to collapse or
-# conflicts to reject). Overlaps are found with window functions over the runs sorted by date within their
-# series: a run overlaps an earlier one iff some earlier run ends after it starts, and a later one iff the
-# next run starts before it ends.
-_FIND_DIFFERING_RUNS = f"""
-CREATE TEMP TABLE pgy_stage_diff ON COMMIT DROP AS
-WITH flagged AS (
-    SELECT r.*,
-           coalesce(max(r.first_date + r.n) OVER before_me > r.first_date, false)
-           OR coalesce(lead(r.first_date) OVER by_date < r.first_date + r.n, false) AS overlaps
-      FROM pgy_stage_run r
-    WINDOW by_date AS (PARTITION BY r.kol_id, r.increase_type ORDER BY r.first_date, r.seq),
-           before_me AS (by_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-)
-SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id, r.overlaps
-  FROM flagged r
+# Where the differing runs collect; created with the stage, filled batch by batch (see check_batch).
+DIFF_DDL = """
+CREATE TEMP TABLE pgy_stage_diff (
+    seq           integer NOT NULL,
+    kol_id        text COLLATE "C" NOT NULL,
+    increase_type text COLLATE "C" NOT NULL,
+    first_date    date    NOT NULL,
+    n             integer NOT NULL,
+    nums          bigint[] NOT NULL,
+    fetch_log_id  bigint,
+    overlapping   boolean NOT NULL
+) ON COMMIT DROP
+"""
+
+# Runs of one batch that cannot be skipped: a stored row of their dates has another num (checked by array
+# subscript, which needs no sort), or some of those rows are missing, or some were inserted by this load
+# (duplicates to collapse or conflicts to reject). Exact when run per batch: rows this load inserts later
+# are all newer than any date staged earlier, and stored nums change only in the final merge.
+_CHECK_BATCH = f"""
+INSERT INTO pgy_stage_diff
+SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id, false
+  FROM pgy_stage_run r
   LEFT JOIN LATERAL (
         SELECT count(*) AS n,
                bool_and(t.num = r.nums[t.date_key - r.first_date + 1]) AS same,
@@ -40,8 +45,35 @@ SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_
          WHERE t.kol_id = r.kol_id AND t.increase_type = r.increase_type
            AND t.date_key >= r.first_date AND t.date_key < r.first_date + r.n
        ) stored ON true
- WHERE r.overlaps OR stored.n <> r.n OR NOT stored.same OR stored.mine
+ WHERE r.seq > %s AND (stored.n <> r.n OR NOT stored.same OR stored.mine)
 """
+
+# Runs that overlap another staged run of the same series also need a row-level look (possible conflict).
+# Window functions over the runs sorted by date within their series find them: a run overlaps an earlier
+# one iff some earlier run ends after it starts, and a later one iff the next run starts before it ends.
+_FIND_OVERLAPS = """
+CREATE TEMP TABLE pgy_stage_overlap ON COMMIT DROP AS
+SELECT seq FROM (
+    SELECT r.seq,
+           coalesce(max(r.first_date + r.n) OVER before_me > r.first_date, false)
+           OR coalesce(lead(r.first_date) OVER by_date < r.first_date + r.n, false) AS overlapping
+      FROM pgy_stage_run r
+    WINDOW by_date AS (PARTITION BY r.kol_id, r.increase_type ORDER BY r.first_date, r.seq),
+           before_me AS (by_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+) flagged
+ WHERE overlapping
+"""
+
+_MARK_OVERLAPS = (
+    "UPDATE pgy_stage_diff SET overlapping = true WHERE seq IN (SELECT seq FROM pgy_stage_overlap)",
+    """
+    INSERT INTO pgy_stage_diff
+    SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id, true
+      FROM pgy_stage_run r
+     WHERE r.seq IN (SELECT seq FROM pgy_stage_overlap)
+       AND r.seq NOT IN (SELECT seq FROM pgy_stage_diff)
+    """,
+)
 
 # The points of the differing runs that need a row-level look: every point of a run that overlaps another
 # staged run (conflicts between runs are judged on all their points), and otherwise only the points whose
@@ -51,7 +83,7 @@ _EXPAND = f"""
 CREATE TEMP TABLE pgy_stage_row ON COMMIT DROP AS
 SELECT d.kol_id, d.first_date + (u.i - 1)::integer AS date_key, d.increase_type, u.num, d.fetch_log_id, d.seq
   FROM pgy_stage_diff d, unnest(d.nums) WITH ORDINALITY AS u(num, i)
- WHERE d.overlaps
+ WHERE d.overlapping
 UNION ALL
 SELECT d.kol_id, x.date_key, d.increase_type, x.num, d.fetch_log_id, d.seq
   FROM pgy_stage_diff d
@@ -63,7 +95,7 @@ SELECT d.kol_id, x.date_key, d.increase_type, x.num, d.fetch_log_id, d.seq
            AND t.date_key = d.first_date + (u.i - 1)::integer
          WHERE t.num IS DISTINCT FROM u.num OR t.xmin = {_MY_XID}
        ) x
- WHERE NOT d.overlaps
+ WHERE NOT d.overlapping
 """
 
 _CONFLICT_IN_STAGE = """
@@ -145,11 +177,17 @@ def _scalar(conn: PgConnection, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def check_batch(conn: PgConnection, after_seq: int) -> None:
+    """Collect the differing runs among those staged after `after_seq` (while the next batch is validated)."""
+    conn.execute(_CHECK_BATCH, (after_seq,))
+
+
 def merge_staged(conn: PgConnection) -> MergeCounts:
     """Apply the staged runs; raise MergeConflict (caller rolls back) when a key has two different nums."""
-    conn.execute("ANALYZE pgy_stage_run")
     staged = _scalar(conn, "SELECT sum(n) FROM pgy_stage_run")
-    conn.execute(_FIND_DIFFERING_RUNS)
+    conn.execute(_FIND_OVERLAPS)
+    for statement in _MARK_OVERLAPS:
+        conn.execute(statement)
     if _scalar(conn, "SELECT count(*) FROM pgy_stage_diff") == 0:
         return MergeCounts(0, 0, staged)
     conn.execute(_EXPAND)

@@ -13,6 +13,7 @@ Binary COPY rows for the target table are also built a whole run at a time with 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 from datetime import date
 from itertools import chain, groupby, repeat
@@ -105,10 +106,12 @@ def _fast_runs(kol_id: object, increase_type: object, rows: Sequence[object], go
     return split_consecutive(kol_id, increase_type, ordinals, nums)
 
 
-def to_runs(batch: list[TrendPoint], start_index: int, good_kols: set[str]) -> list[Run]:
+def to_runs(batch: list[TrendPoint], start_index: int, good_kols: set[str], *, background: bool = False) -> list[Run]:
     """Validate `batch` (points start_index...) and cut it into runs; raise LoadRejected on the first bad point.
 
-    `good_kols` caches ids already validated, across batches.
+    `good_kols` caches ids already validated, across batches. With `background` (the loader runs this in a
+    thread beside the connection's thread) it yields the GIL every few groups: otherwise each wake-up of the
+    loading thread after a query waits out CPython's 5 ms switch interval, which doubled every round trip.
     """
     try:
         groups = [(key, list(group)) for key, group in groupby(batch, key=_series_key)]
@@ -118,7 +121,9 @@ def to_runs(batch: list[TrendPoint], start_index: int, good_kols: set[str]) -> l
         raise AssertionError("a point failed grouping but passed validation") from None
     runs: list[Run] = []
     position = start_index
-    for (kol_id, increase_type), rows in groups:
+    for count, ((kol_id, increase_type), rows) in enumerate(groups, 1):
+        if background and count % 16 == 0:
+            time.sleep(0)  # hand the GIL to the loading thread if its query has returned (see below)
         fast = _fast_runs(kol_id, increase_type, rows, good_kols)
         if fast is None:
             checked = [check_point(position + i, point) for i, point in enumerate(rows)]
