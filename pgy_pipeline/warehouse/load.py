@@ -4,16 +4,17 @@ The API answers overlapping windows (30/60/90 days ending yesterday), so almost 
 receives is already stored with the same value. A generic upsert rewrites all of them (new row versions,
 index entries and WAL for every overlapping row). This loader is designed around that shape instead:
 
-* Points are validated in Python while streaming (kol id, real `date`, series, int within bigint).
+* Points are validated while streaming (kol id, real `date`, series, int within bigint), a whole series'
+  window at a time with C-speed checks (series_runs.py), in a thread one batch ahead of the connection.
 * Per series (kol_id, increase_type) it knows the newest stored date (one indexed look-up per series).
   Points beyond it cannot exist yet: they go straight into the target with a binary COPY (heap multi-insert,
   no staging, no diff) -- the whole first load and the one new day of a daily run take this path.
 * The other points are staged per run of consecutive dates as ONE row: (series, first date, count, nums as
   an int8[]): 60 points cost one staged row. The server compares each run with the stored rows in a single
   index range scan (count and `num = nums[date_key - first_date + 1]`); equal runs are dropped without
-  touching a row, so an identical reload writes no table rows and (almost) no WAL. Only runs that differ
-  are unpacked into rows and merged: revisions for changed nums, an UPDATE of just those rows, an INSERT of
-  missing keys.
+  touching a row, so an identical reload writes no table rows and (almost) no WAL. That check runs per
+  batch, overlapping the validation of the next one. Only points whose stored row differs are unpacked and
+  merged at the end: revisions for changed nums, an UPDATE of just those rows, an INSERT of missing keys.
 * The same key twice with different nums is a conflict anywhere in one load: staged runs are checked against
   each other and against the rows this very transaction COPY-inserted (xmin = our xid), so nothing is written.
 
@@ -22,7 +23,8 @@ therefore serialised per database: no two loads interleave their merges (so no d
 "newest stored date" read at the start stays true until commit), and a waiting load simply starts after the
 other commits, seeing its rows. Staging COPYs are cheap compared with the cost of getting this wrong.
 
-Memory: at most `batch_size` points are held in Python at a time, plus one small entry per series seen.
+Memory: about two batches of `batch_size` points are held in Python (the one loading, the one validated
+ahead), plus one small entry per series seen. 1.2 M points stream through in about 80-115 MB of RSS.
 """
 
 from __future__ import annotations
