@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -62,6 +66,20 @@ def test_definitions_load() -> None:
     assert partitions_def.get_last_partition_key() == YESTERDAY.isoformat()  # the latest partition = yesterday
     assert defs.resolve_schedule_def("kol_fans_trend_daily") is not None
     assert defs.resolve_sensor_def("new_kols_sensor") is not None
+
+
+def test_definitions_load_without_warnings_of_our_own() -> None:
+    """`dagster dev` must show no warnings but Dagster's own beta/supersession notices."""
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import pgy_pipeline.definitions\n"
+        "print([f'{w.category.__name__}: {w.message}' for w in caught])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGY_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    caught = ast.literal_eval(out.strip().splitlines()[-1])
+    assert [w for w in caught if not w.startswith(("BetaWarning", "SupersessionWarning"))] == []
 
 
 def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
