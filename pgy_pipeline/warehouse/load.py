@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from itertools import groupby, islice
 from typing import NamedTuple
@@ -44,6 +42,7 @@ from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.merge import DIFF_DDL, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
+from pgy_pipeline.warehouse.prefetch import in_background
 from pgy_pipeline.warehouse.series_runs import (
     COPY_HEADER,
     COPY_TRAILER,
@@ -149,8 +148,14 @@ class _Loader:
             )
         self.add_runs(runs)
 
-    def add_runs(self, runs: list[Run]) -> None:
-        """COPY the points beyond each series' newest date straight into the target; stage the rest."""
+    def add_runs(self, runs: list[Run], newest_hint: Mapping[SeriesKey, int] | None = None) -> None:
+        """COPY the points beyond each series' newest date straight into the target; stage the rest.
+
+        `newest_hint`: newest dates looked up ahead (_with_newest) for series this load has not written;
+        series it has written keep the loader's own, newer, knowledge.
+        """
+        for key, ordinal in (newest_hint or {}).items():
+            self.newest.setdefault(key, ordinal)
         self._learn_newest(runs)
         newest = self.newest
         fetch_ids = self.fetch_ids
@@ -229,47 +234,23 @@ def _validated_runs(points: Iterable[TrendPoint], batch_size: int) -> Iterator[l
         start += len(batch)
 
 
-_DONE = object()
+Prepared = tuple[list[Run], dict[SeriesKey, int]]
 
 
-def _in_background(produce: Iterator[list[Run]]) -> Generator[list[Run], None, None]:
-    """Run `produce` one batch ahead in a thread, so validating batch k+1 overlaps the server's work on batch k.
+def _with_newest(batches: Iterator[list[Run]], lookup: PgConnection) -> Iterator[Prepared]:
+    """Each batch with the newest stored date of the series it is the first to mention.
 
-    The main thread spends most of a load waiting on the socket (which releases the GIL), so this hides
-    most of the Python cost. The queue holds one batch, keeping memory at about two batches.
+    Runs on a second connection, in its own thread, so the look-up overlaps the loading connection's work on
+    the previous batch. Reading committed rows is exact here: the load holds the advisory lock (no other
+    loader writes) and has not written any series before this look-up returns it.
     """
-    results: queue.Queue[object] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        """Hand one item over; False once the consumer has gone away."""
-        while not stop.is_set():
-            try:
-                results.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def worker() -> None:
-        try:
-            for item in produce:
-                if not offer(item):
-                    return
-            offer(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer(exc)
-
-    thread = threading.Thread(target=worker, name="pgy-load-validate", daemon=True)
-    thread.start()
-    try:
-        while (item := results.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()
+    seen: set[SeriesKey] = set()
+    for runs in batches:
+        unseen = {(r.kol_id, r.increase_type) for r in runs} - seen
+        seen |= unseen
+        newest = newest_stored(lookup, unseen)
+        lookup.rollback()  # hold no snapshot between batches
+        yield runs, newest
 
 
 def load_points(
@@ -288,14 +269,16 @@ def load_points(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     ensure_schema(engine)
-    with psycopg_connection(engine) as conn:
+    with psycopg_connection(engine) as conn, psycopg_connection(engine) as lookup:
         try:
             loader = _Loader(conn, fetch_ids or {})
-            loader.begin()
-            # closing(): stop the validation thread now if the load fails, not whenever it is collected.
-            with contextlib.closing(_in_background(_validated_runs(points, batch_size))) as prepared:
-                for runs in prepared:
-                    loader.add_runs(runs)
+            loader.begin()  # holds the advisory lock before the first look-up on `lookup`
+            validated = in_background(_validated_runs(points, batch_size), "pgy-load-validate")
+            prepared = in_background(_with_newest(validated, lookup), "pgy-load-lookup")
+            # closing(): stop both threads now if the load fails, before `lookup` returns to the pool.
+            with contextlib.closing(prepared):
+                for runs, newest in prepared:
+                    loader.add_runs(runs, newest)
             counts = loader.merge()
             conn.commit()
         except BaseException:
