@@ -102,7 +102,11 @@ def newest_stored(conn: PgConnection, series: Iterable[SeriesKey]) -> dict[Serie
     if not wanted:
         return {}
     kols, types = zip(*wanted, strict=True)
-    rows = conn.execute(_NEWEST_STORED, (",".join(kols), ",".join(types))).fetchall()
+    if any("," in k for k in kols):  # only possible below validation (_Loader.add_batch): arrays then
+        query = _NEWEST_STORED.replace("string_to_array(%s, ',')", "%s::text[]")
+        rows = conn.execute(query, (list(kols), list(types))).fetchall()
+    else:
+        rows = conn.execute(_NEWEST_STORED, (",".join(kols), ",".join(types))).fetchall()
     return {(k, t): _NO_ROWS if newest is None else newest for k, t, newest in rows}
 
 
