@@ -139,7 +139,7 @@ SELECT k.kol_id, k.date_key, k.increase_type, t.num, k.num, k.fetch_log_id
 
 _UPDATE_CHANGED = """
 UPDATE pgy.kol_fans_trend t
-   SET num = k.num, updated_at = now(), fetch_log_id = k.fetch_log_id
+   SET num = k.num, fetch_log_id = k.fetch_log_id
   FROM pgy_stage_key k
  WHERE t.kol_id = k.kol_id AND t.date_key = k.date_key AND t.increase_type = k.increase_type
    AND t.num <> k.num
