@@ -23,6 +23,7 @@ from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.fetch import fetch_iter
 from pgy_pipeline.model import Attempt, CallResult, Outcome, StopRun
 from pgy_pipeline.plan import Plan, china_today, make_plan, reachable_range
+from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import record_calls
 from pgy_pipeline.warehouse.kols import flag_results
 from pgy_pipeline.warehouse.load import load_points
@@ -171,6 +172,7 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
                 )
 
 
+@reports_unreachable_warehouse  # Postgres gone mid-run: WarehouseUnavailable, one actionable sentence
 def run_range(
     engine: Engine,
     client: TrendClient,

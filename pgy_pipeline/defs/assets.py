@@ -24,6 +24,7 @@ from pydantic import Field
 from pgy_pipeline.defs.metadata import report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
 DEFAULT_PARTITIONS_START = "2025-01-01"
@@ -71,10 +72,13 @@ def kol_fans_trend(
 ) -> MaterializeResult[None]:
     start, end = partition_dates(context)
     client = trend_api.make_client()
-    with client, warehouse.engine() as engine:
-        report = run_range(
-            engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
-        )
+    try:
+        with client, warehouse.engine() as engine:
+            report = run_range(
+                engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
+            )
+    except WarehouseUnavailable as exc:  # the sentence says what to do; the driver's traceback would bury it
+        raise Failure(description=str(exc), allow_retries=True) from None
     metadata = report_metadata(report)
     problems = report.problems
     if problems:
