@@ -32,8 +32,13 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
     """(KOL, series) whose data for start..end is already in hand, so a rerun need not bill them again.
 
     In hand means: the warehouse has every date of the range, or a successful call's window covered
-    the whole range (the API may leave a hole; calling again would not fill it), or the API said "no
-    such KOL" (201, billed) for a run over this very range.
+    the whole range (the API may leave a hole; calling again would not fill it) AND that call's rows
+    are in the warehouse, or the API said "no such KOL" (201, billed) for a run over this very range.
+
+    "Its rows are in the warehouse": the call is logged before its rows are loaded, so a run killed
+    (or cut off from Postgres) inside the load leaves an `ok` call whose rows were rolled back; such a
+    call must be made again. Its span first..last_date_key holding at least rows_received stored dates
+    tells the two apart (the load of one call is all-or-nothing).
     """
     if not kol_ids:
         return set()
@@ -42,9 +47,12 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
          where kol_id = any(:ids) and date_key between :start and :end
          group by kol_id, increase_type having count(*) = :days
         union
-        select kol_id, increase_type from pgy.fetch_log
-         where kol_id = any(:ids) and is_final and outcome = :ok
-           and first_date_key <= :start and last_date_key >= :end
+        select f.kol_id, f.increase_type from pgy.fetch_log f
+         where f.kol_id = any(:ids) and f.is_final and f.outcome = :ok
+           and f.first_date_key <= :start and f.last_date_key >= :end
+           and (select count(*) from pgy.kol_fans_trend t
+                 where t.kol_id = f.kol_id and t.increase_type = f.increase_type
+                   and t.date_key between f.first_date_key and f.last_date_key) >= f.rows_received
         union
         select kol_id, increase_type from pgy.fetch_log
          where kol_id = any(:ids) and is_final and outcome = :no_content
