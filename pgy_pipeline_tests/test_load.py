@@ -91,7 +91,9 @@ def test_restated_value_is_one_update_and_one_revision(engine: Engine) -> None:
     assert revisions(engine) == [(KOL, old.date_key, TOTAL, old.num, old.num + 5, 12, True)]
     assert stored(engine)[(KOL, old.date_key, TOTAL)] == old.num + 5
     with engine.connect() as conn:
-        provenance = dict(conn.execute(text("select date_key, fetch_log_id from pgy.kol_fans_trend")).all())
+        provenance: dict[date, int] = dict(
+            conn.execute(text("select date_key, fetch_log_id from pgy.kol_fans_trend")).all()
+        )
     assert provenance[old.date_key] == 12  # the restating call
     assert set(provenance.values()) == {11, 12}  # the rest keeps the call that delivered it first
 
