@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -206,3 +207,15 @@ def test_two_processes_loading_overlapping_keys_both_succeed(database_url: str, 
     }
     assert stored(engine) == expected
     assert revisions(engine) == []
+
+
+def test_failing_input_writes_nothing_and_leaves_no_thread(engine: Engine) -> None:
+    def points() -> Iterator[TrendPoint]:
+        yield from window(KOL, TOTAL, 30)
+        raise RuntimeError("the source broke")
+
+    with pytest.raises(RuntimeError, match="the source broke"):
+        load_points(engine, points(), batch_size=10)
+    assert stored(engine) == {}
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("pgy-load")]
+    assert load_points(engine, window(KOL, TOTAL, 30)) == LoadCounts(30, 0, 0)  # the pool is still usable
