@@ -34,7 +34,7 @@ def free_port() -> int:
 def gql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     """One GraphQL request to the webserver; GraphQL-level errors fail the test with the body."""
     reply = requests.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
-    reply.raise_for_status()
+    assert reply.status_code == 200, f"GraphQL answered HTTP {reply.status_code}: {reply.text[:2000]}"
     body: dict[str, Any] = reply.json()
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]

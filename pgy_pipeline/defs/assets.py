@@ -28,6 +28,7 @@ from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
 DEFAULT_PARTITIONS_START = "2025-01-01"
+API_POOL = "justone_api"
 
 # end_offset=0 (the default): the last partition is the last *complete* China day, i.e. yesterday,
 # which is also the newest date the API serves.
@@ -58,6 +59,9 @@ def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
     group_name="pgy",
     partitions_def=partitions_def,
     backfill_policy=BackfillPolicy.single_run(),
+    # Every step that calls the API is in this concurrency pool; the production dagster.yaml limits it
+    # to one step at a time across all runs (see README "Deploying beyond one machine").
+    pool=API_POOL,
     kinds={"postgres", "python"},
     description=(
         "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
