@@ -15,6 +15,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    IntMetadataValue,
     materialize,
 )
 from sqlalchemy import Engine
@@ -106,6 +107,12 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert again.success
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
+
+    # The asset page plots numeric metadata across materialisations: calls, failures and rows are ints.
+    (mat, *_) = again.asset_materializations_for_node("kol_fans_trend")
+    plotted = ["calls_ok", "calls_failed", "calls_not_attempted", "billed_calls", "rows_inserted", "rows_updated",
+               "rows_unchanged", "dagster/row_count", "kols_complete"]  # fmt: skip
+    assert all(isinstance(mat.metadata[key], IntMetadataValue) for key in plotted)
 
 
 def test_ten_day_range_in_one_run(instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str) -> None:
