@@ -234,6 +234,14 @@ def test_400_days_of_daily_runs_match_the_ground_truth(engine: Engine, database_
     assert not gaps_check.passed
     listed = gaps_check.metadata["gaps"].value
     assert listed == [f"{g.kol_id} {g.increase_type}: {g.missing} from {g.first_missing}" for g in expected]
+
+    # The remedy the check asks for: a backfill over the gap while the API still serves it (60-day window).
+    gap = expected[0]
+    with sim, TrendClient(sim.base_url, Secret(sim.token), concurrency=16, today=lambda: last_today) as client:
+        healed = run_range(engine, client, gap.first_missing, gap.first_missing + timedelta(days=gap.missing - 1),
+                           run_id="backfill-gap", today=last_today, kol_ids=[kols[0]])  # fmt: skip
+    assert healed.problems == [] and healed.rows_inserted == 2 * gap.missing
+    assert series_gaps(engine, as_of, 60) == []
     print(
         f"long horizon: {DAYS} days x {KOLS} KOLs in {elapsed:.1f} s "
         f"({DAYS - dagster_runs} direct runs {direct_s:.1f} s, {dagster_runs} through Dagster)"
