@@ -80,7 +80,7 @@ def test_production_instance_config_loads_with_queue_limits_and_pool(
 def _next_minute_in_china() -> datetime:
     """A schedule time the daemon reaches soon, with room for the daemon to start first."""
     now = datetime.now(CHINA_TZ)
-    return (now + timedelta(minutes=2 if now.second > 35 else 1)).replace(second=0, microsecond=0)
+    return (now + timedelta(minutes=2 if now.second > 40 else 1)).replace(second=0, microsecond=0)
 
 
 def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
