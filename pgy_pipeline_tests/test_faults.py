@@ -17,13 +17,14 @@ import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.engine import make_engine
-from pgy_pipeline.warehouse.errors import WarehouseUnavailable
+from pgy_pipeline.warehouse.errors import WarehouseUnavailable, reports_unreachable_warehouse
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.fault_support import GatedSimulator, backend_alive, blocked_merge, wait_until
 from pgy_pipeline_tests.owned_pg import OwnedPostgres, owned_postgres
@@ -287,3 +288,13 @@ def test_api_going_away_mid_run_fails_calls_then_rerun_bills_only_those(engine: 
         assert rerun.problems == []
         assert sim.billed_calls - billed == 8  # only the failed calls
         _expect_truth(engine, sim, kols, DAY - timedelta(days=29), DAY)
+
+
+def test_a_query_error_is_not_reported_as_an_unreachable_database(engine: Engine) -> None:
+    @reports_unreachable_warehouse
+    def broken(eng: Engine) -> None:
+        with eng.connect() as conn:
+            conn.execute(text("select * from pgy.no_such_table"))
+
+    with pytest.raises(ProgrammingError, match="no_such_table"):  # a bug stays a bug, with its own message
+        broken(engine)
