@@ -70,9 +70,7 @@ def parse_endpoint(value: str | None) -> Endpoint:
     try:
         return Endpoint(value.strip().lower())
     except ValueError:
-        raise ConfigError(
-            f"PGY_TREND_ENDPOINT={value!r} is not one of {[e.value for e in Endpoint]}"
-        ) from None
+        raise ConfigError(f"PGY_TREND_ENDPOINT={value!r} is not one of {[e.value for e in Endpoint]}") from None
 
 
 def require_token(token: Secret | None) -> Secret:
