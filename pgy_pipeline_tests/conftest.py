@@ -10,7 +10,8 @@ import pytest
 from pgy_pipeline.warehouse.engine import embedded_url
 from pgy_pipeline_tests.pg import fresh_database, server_url, stop_embedded
 
-pytest_plugins = ["pgy_pipeline_tests.fixtures_sim"]  # simulator fixtures: `simulator`, `make_client`
+# simulator fixtures (`simulator`, `make_client`) and warehouse/Dagster fixtures (`engine`, `sim`, `instance`)
+pytest_plugins = ["pgy_pipeline_tests.fixtures_sim", "pgy_pipeline_tests.pipeline_support"]
 
 
 @pytest.fixture(scope="session")

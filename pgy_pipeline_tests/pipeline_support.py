@@ -37,6 +37,7 @@ def client_for(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, concurre
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
+    """The test's own database, migrated: the warehouse contract, empty."""
     eng = create_engine(database_url)
     upgrade(eng)
     yield eng

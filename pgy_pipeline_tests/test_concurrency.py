@@ -17,10 +17,8 @@ from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
-from pgy_pipeline_tests.pipeline_support import TODAY, YESTERDAY, engine, stored, track
+from pgy_pipeline_tests.pipeline_support import TODAY, YESTERDAY, stored, track
 from pgy_pipeline_tests.sim import fast_client
-
-__all__ = ["engine"]  # fixture
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,7 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, instance, sim, stored, track
-
-__all__ = ["engine", "instance", "sim"]  # fixtures
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, stored, track
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

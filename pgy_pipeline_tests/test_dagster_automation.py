@@ -20,9 +20,7 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, instance, kol, sim, stored, track
-
-__all__ = ["engine", "instance", "sim"]  # fixtures
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, kol, stored, track
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

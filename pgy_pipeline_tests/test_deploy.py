@@ -22,9 +22,7 @@ from pgy_pipeline.plan import CHINA_TZ
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, DONE, free_port, gql, pgy_env, process_group, spawn, wait_for
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, engine, sim, stored, track
-
-__all__ = ["engine", "sim"]  # fixtures
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
 
 SCHEDULE = "kol_fans_trend_daily"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"

@@ -29,10 +29,8 @@ from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.fault_support import GatedSimulator, backend_alive, blocked_merge, wait_until
 from pgy_pipeline_tests.owned_pg import OwnedPostgres, owned_postgres
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, engine, stored, track
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, stored, track
 from pgy_pipeline_tests.sim import SIM_TODAY, fast_client
-
-__all__ = ["engine"]  # fixture
 
 DAY = SIM_TODAY - timedelta(days=1)  # the partition the runs below materialise
 

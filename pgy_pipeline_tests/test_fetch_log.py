@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Attempt, CallResult, Endpoint, Outcome, Series, TrendPoint
-from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.fetch_log import record_calls
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
 
 
 def _attempt(n: int, outcome: Outcome, code: int | None, body: bytes | None, *, http: int = 200, **kw: Any) -> Attempt:

@@ -10,18 +10,10 @@ from sqlalchemy import Engine, create_engine, text
 from pgy_pipeline.cli import main
 from pgy_pipeline.model import InvalidKolId
 from pgy_pipeline.warehouse.kols import add_kols, import_kols, list_kols, read_kol_file, remove_kols
-from pgy_pipeline.warehouse.migrate import upgrade
 
 A = "5a1b2c3d4e5f60718293a4b5"
 B = "5a1b2c3d4e5f60718293a4b6"
 C = "5a1b2c3d4e5f60718293a4b7"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    eng = create_engine(database_url)
-    upgrade(eng)
-    return eng
 
 
 def _active(engine: Engine) -> list[str]:

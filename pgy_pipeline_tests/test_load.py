@@ -14,19 +14,10 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import BIGINT_MAX, Series, TrendPoint
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, LoadRejected, load_points
-from pgy_pipeline.warehouse.migrate import upgrade
 
 LAST = date(2026, 3, 31)
 KOL = "5f0e8a1b2c3d4e5f6a7b8c9d"
 TOTAL, NEW = Series.TOTAL_FANS.value, Series.NEW_FANS.value
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def value(kol_id: str, series: str, day: date) -> int:

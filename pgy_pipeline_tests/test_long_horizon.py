@@ -32,9 +32,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.faults import VALID_VARIANTS
 from pgy_pipeline.simulator.series import SeriesBook
 from pgy_pipeline.warehouse.runs import SeriesGap, series_gaps
-from pgy_pipeline_tests.pipeline_support import dagster_resources, engine, track
-
-__all__ = ["engine"]  # fixture
+from pgy_pipeline_tests.pipeline_support import dagster_resources, track
 
 DAYS = 400
 KOLS = 50

@@ -16,13 +16,12 @@ built: test_views.py (`test_reader_role…`) and test_config.py (`test_embedded_
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, EnvVar, materialize, serialize_value
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.cli import main as cli_main
@@ -33,7 +32,6 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols, import_kols
 from pgy_pipeline.warehouse.load import LoadRejected, _Loader, load_points
-from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
 
 TOKEN = "tok-SECRET-4f2a9c"
@@ -48,14 +46,6 @@ RIDE_OUT = [
 ]  # fmt: skip
 STOPS = ["http_401", "http_403", "code_100", "code_303", "code_600", "code_601"]  # one run each
 FAST = {**FAST_CLIENT, "read_timeout_s": 0.8, "max_attempts": 2}  # slow faults answer after 2 s
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = create_engine(database_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def warehouse_dump(engine: Engine) -> tuple[str, bytes]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
@@ -16,22 +15,18 @@ from pgy_pipeline.cli import main
 from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.plan import china_today
 from pgy_pipeline.status import read_status
-from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline.warehouse.migrate import upgrade
 
 TODAY = china_today()
 YESTERDAY = TODAY - timedelta(days=1)
 
 
 @pytest.fixture
-def engine(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def engine(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The migrated test database, also where `pgy-pipeline status` looks (PGY_DATABASE_URL)."""
     monkeypatch.setenv("PGY_DATABASE_URL", database_url)
-    eng = make_engine(database_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+    return engine
 
 
 def _fill(engine: Engine, kol_ids: list[str], days: int, *, skip: tuple[str, date] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,23 +11,13 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import TrendPoint
-from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.pg import libpq_url
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "sql" / "examples"
 START = date(2026, 1, 1)
 DAYS = 100  # 2026-01-01 .. 2026-04-10
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _known_dataset(engine: Engine) -> None:

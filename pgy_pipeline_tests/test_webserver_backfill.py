@@ -16,9 +16,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, DONE, free_port, gql, pgy_env, process_group, spawn, wait_for
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, engine, sim, stored, track
-
-__all__ = ["engine", "sim"]  # fixtures
+from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
