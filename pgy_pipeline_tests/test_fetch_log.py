@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Attempt, CallResult, Endpoint, Outcome, Series, TrendPoint
 from pgy_pipeline.warehouse.fetch_log import record_calls
+from pgy_pipeline.warehouse.load import LoadRejected, load_points
 
 
 def _attempt(n: int, outcome: Outcome, code: int | None, body: bytes | None, *, http: int = 200, **kw: Any) -> Attempt:
@@ -97,3 +99,20 @@ def test_a_nul_in_a_message_does_not_lose_the_attempt(engine: Engine) -> None:
 
 def test_nothing_to_record_touches_nothing(engine: Engine) -> None:
     assert record_calls(engine, [], run_id="r", partition_start=None, partition_end=None) == {}
+
+
+def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_its_rows(engine: Engine) -> None:
+    good = [TrendPoint("k1", date(2026, 3, d), "total_fans", 100 + d) for d in (7, 8)]
+    bad = [TrendPoint("k2", date(2026, 3, 7), "total_fans", 5), TrendPoint("k2", date(2026, 3, 7), "total_fans", 6)]
+    ok = (_attempt(1, Outcome.OK, 0, b'{"code":0}'),)
+    results = [
+        _call("k1", Series.TOTAL_FANS, Outcome.OK, ok, good),
+        _call("k2", Series.TOTAL_FANS, Outcome.OK, ok, bad),
+        _call("k3", Series.TOTAL_FANS, Outcome.OK, ok),  # an empty list: nothing to load, in hand at once
+    ]
+    ids = record_calls(engine, results, run_id="r", partition_start=None, partition_end=None)
+    load_points(engine, good, fetch_ids={("k1", "total_fans"): ids[("k1", "total_fans")]})
+    with pytest.raises(LoadRejected):  # the same key twice with different nums: nothing written, nothing marked
+        load_points(engine, bad, fetch_ids={("k2", "total_fans"): ids[("k2", "total_fans")]})
+    loaded = {r["kol_id"]: r["loaded"] for r in _rows(engine, "SELECT kol_id, loaded FROM pgy.fetch_log")}
+    assert loaded == {"k1": True, "k2": False, "k3": True}

@@ -28,7 +28,7 @@ _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
     "days_wanted", "attempt", "outcome", "is_final", "http_status", "api_code", "api_message", "request_id",
     "record_time", "billed", "rows_received", "first_date_key", "last_date_key", "fans_num_inc",
-    "fans_num_inc_rate", "duration_ms", "error",
+    "fans_num_inc_rate", "duration_ms", "error", "loaded",
 )  # fmt: skip
 _BODY_COLUMNS = ("fetch_log_id", "body", "body_text", "body_bytes")
 # JSON that Python accepts but jsonb refuses: NUL characters and lone UTF-16 surrogates in escapes.
@@ -112,6 +112,8 @@ def record_calls(
                             result.fans_num_inc if final else None, result.fans_num_inc_rate if final else None,
                             round(attempt.duration_s * 1000) if attempt else None,
                             _text(attempt.error) if attempt else None,
+                            # A successful call with no points has nothing to load: in hand already.
+                            final and result.outcome is Outcome.OK and not points,
                         )
                     )  # fmt: skip
                     if attempt is not None and attempt.raw_body is not None:

@@ -267,8 +267,9 @@ def load_points(
     """Upsert `points` into pgy.kol_fans_trend in one transaction and return what changed.
 
     `fetch_ids` maps (kol_id, increase_type) to the pgy.fetch_log id of the call that delivered that
-    series (recorded on inserted/updated rows and on revisions). Raises LoadRejected, having written
-    nothing, when any point is invalid or one key arrives twice with different nums.
+    series (recorded on inserted/updated rows and on revisions); those calls are marked `loaded` in
+    pgy.fetch_log by the load's own transaction. Raises LoadRejected, having written nothing, when any
+    point is invalid or one key arrives twice with different nums.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -284,6 +285,8 @@ def load_points(
                 for runs, newest in prepared:
                     loader.add_runs(runs, newest)
             counts = loader.merge()
+            if fetch_ids:  # the calls' rows are in: said by this same transaction, so never said falsely
+                conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_ids.values()),))
             conn.commit()
         except BaseException:
             conn.rollback()

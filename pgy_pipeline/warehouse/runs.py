@@ -37,8 +37,8 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
 
     "Its rows are in the warehouse": the call is logged before its rows are loaded, so a run killed
     (or cut off from Postgres) inside the load leaves an `ok` call whose rows were rolled back; such a
-    call must be made again. Its span first..last_date_key holding at least rows_received stored dates
-    tells the two apart (the load of one call is all-or-nothing).
+    call must be made again. `fetch_log.loaded` is set by the load's own transaction, so it is true
+    exactly when the rows were committed.
     """
     if not kol_ids:
         return set()
@@ -49,10 +49,7 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         union
         select f.kol_id, f.increase_type from pgy.fetch_log f
          where f.kol_id = any(:ids) and f.is_final and f.outcome = :ok
-           and f.first_date_key <= :start and f.last_date_key >= :end
-           and (select count(*) from pgy.kol_fans_trend t
-                 where t.kol_id = f.kol_id and t.increase_type = f.increase_type
-                   and t.date_key between f.first_date_key and f.last_date_key) >= f.rows_received
+           and f.first_date_key <= :start and f.last_date_key >= :end and f.loaded
         union
         select kol_id, increase_type from pgy.fetch_log
          where kol_id = any(:ids) and is_final and outcome = :no_content
