@@ -23,6 +23,12 @@ import requests
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+RUNS_BY_TAG = """
+query Runs($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}"""
 
 
 def free_port() -> int:
@@ -39,6 +45,19 @@ def gql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[s
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
     return data
+
+
+def wait_for_runs(graphql: str, tag: tuple[str, str], timeout_s: float, poll_s: float = 0.5) -> list[dict[str, Any]]:
+    """The runs tagged `tag` once at least one exists and all are finished, or whatever exists at the timeout."""
+    key, value = tag
+    deadline = time.monotonic() + timeout_s
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = gql(graphql, RUNS_BY_TAG, {"key": key, "value": value})["runsOrError"]["results"]
+        if runs and all(r["status"] in DONE for r in runs):
+            break
+        time.sleep(poll_s)
+    return runs
 
 
 @contextlib.contextmanager

@@ -4,11 +4,9 @@ the API concurrency pool, exercised by a real webserver and daemon running a rea
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -20,7 +18,7 @@ from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
 from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.plan import CHINA_TZ
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import BIN, DONE, free_port, gql, pgy_env, process_group, spawn, wait_for
+from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
 from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
 
@@ -32,12 +30,6 @@ mutation Start($selector: ScheduleSelector!) {
     __typename
     ... on ScheduleStateResult { scheduleState { status } }
     ... on PythonError { message }
-  }
-}"""
-SCHEDULED_RUNS = """
-query Runs($name: String!) {
-  runsOrError(filter: {tags: [{key: "dagster/schedule_name", value: $name}]}) {
-    ... on Runs { results { runId status tags { key value } } }
   }
 }"""
 INSTANCE = "{ instance { runQueuingSupported runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }"
@@ -114,13 +106,8 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
         started = gql(graphql, START_SCHEDULE, {"selector": selector})["startSchedule"]
         assert started["__typename"] == "ScheduleStateResult", started  # turned on as in the UI's toggle
 
-        deadline = time.monotonic() + (tick - datetime.now(CHINA_TZ)).total_seconds() + 150
-        runs: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            runs = gql(graphql, SCHEDULED_RUNS, {"name": SCHEDULE})["runsOrError"]["results"]
-            if runs and all(r["status"] in DONE for r in runs):
-                break
-            time.sleep(1)
+        wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 150
+        runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), wait_s, poll_s=1)
         logs = f"daemon:\n{daemon_log.read_text()[-3000:]}"
     assert len(runs) == 1, f"expected one scheduled run, got {runs}\n{logs}"
     (run,) = runs

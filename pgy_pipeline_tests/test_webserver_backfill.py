@@ -5,17 +5,15 @@ then the rows checked in the warehouse."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import BIN, DONE, free_port, gql, pgy_env, process_group, spawn, wait_for
+from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
 
 LAUNCH = """
@@ -25,12 +23,6 @@ mutation Launch($params: LaunchBackfillParams!) {
     ... on LaunchBackfillSuccess { backfillId }
     ... on PythonError { message }
     ... on UnauthorizedError { message }
-  }
-}"""
-RUNS = """
-query Runs($backfill: String!) {
-  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $backfill}]}) {
-    ... on Runs { results { runId status tags { key value } } }
   }
 }"""
 
@@ -75,13 +67,7 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
 
     # Backfills are executed by the daemon (as under `dagster dev`); started now, its first tick picks this one up.
     spawn([str(BIN / "dagster-daemon"), "run", *target], dagster_env, daemon_log, processes)
-    deadline = time.monotonic() + 90
-    runs: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        runs = gql(graphql, RUNS, {"backfill": backfill_id})["runsOrError"]["results"]
-        if runs and all(r["status"] in DONE for r in runs):
-            break
-        time.sleep(0.5)
+    runs = wait_for_runs(graphql, ("dagster/backfill", backfill_id), timeout_s=90)
     assert runs, f"no run was launched for the backfill:\n{daemon_log.read_text()[-3000:]}"
     (run,) = runs  # single-run backfill policy: the whole range in ONE run
     assert run["status"] == "SUCCESS", daemon_log.read_text()[-3000:]
