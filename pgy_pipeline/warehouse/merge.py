@@ -15,18 +15,10 @@ from pgy_pipeline.warehouse.dbapi import PgConnection
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
 _MY_XID = "(SELECT pg_current_xact_id()::text::xid)"
 
-# Where the differing runs collect; created with the stage, filled batch by batch (see check_batch).
+# Where the differing runs collect: the stage's columns plus a flag; created right after the stage
+# (pgy_stage_run must exist), filled batch by batch (see check_batch).
 DIFF_DDL = """
-CREATE TEMP TABLE pgy_stage_diff (
-    seq           integer NOT NULL,
-    kol_id        text COLLATE "C" NOT NULL,
-    increase_type text COLLATE "C" NOT NULL,
-    first_date    date    NOT NULL,
-    n             integer NOT NULL,
-    nums          bigint[] NOT NULL,
-    fetch_log_id  bigint,
-    overlapping   boolean NOT NULL
-) ON COMMIT DROP
+CREATE TEMP TABLE pgy_stage_diff (LIKE pgy_stage_run, overlapping boolean NOT NULL) ON COMMIT DROP
 """
 
 # Runs of one batch that cannot be skipped: a stored row of their dates has another num (checked by array
