@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgy_pipeline.errors import UsageError
 from pgy_pipeline.model import Endpoint
 
 PROD_GLOBAL_BASE_URL = "https://api.justoneapi.com"
@@ -17,7 +18,7 @@ PROD_CN_BASE_URL = "http://47.117.133.51:30015"
 BASE_URL_ALIASES = {"prod-global": PROD_GLOBAL_BASE_URL, "prod-cn": PROD_CN_BASE_URL}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting is missing or malformed; the message names the variable and what to do."""
 
 

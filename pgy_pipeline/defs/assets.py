@@ -23,6 +23,7 @@ from pydantic import Field
 
 from pgy_pipeline.defs.metadata import report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+from pgy_pipeline.errors import PgyError
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
@@ -81,8 +82,9 @@ def kol_fans_trend(
             report = run_range(
                 engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
             )
-    except WarehouseUnavailable as exc:  # the sentence says what to do; the driver's traceback would bury it
-        raise Failure(description=str(exc), allow_retries=True) from None
+    except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
+        # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
+        raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     metadata = report_metadata(report)
     problems = report.problems
     if problems:
