@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from datetime import date
@@ -86,3 +87,10 @@ def test_wheel_install_migrates_tracks_and_materialises(
     finally:
         engine.dispose()
     assert sim.billed_calls == 4
+
+
+def test_every_subpackage_is_listed_for_the_wheel() -> None:
+    """pyproject lists the packages (sql/ is mapped in by name): a new subpackage missing there would be left out."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "pgy_pipeline").rglob("__init__.py")}
+    assert listed == on_disk | {"pgy_pipeline.sql"}
