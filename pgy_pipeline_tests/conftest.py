@@ -10,8 +10,13 @@ import pytest
 from pgy_pipeline.warehouse.engine import embedded_url
 from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
 
-# simulator fixtures (`simulator`, `make_client`) and warehouse/Dagster fixtures (`engine`, `sim`, `instance`)
-pytest_plugins = ["pgy_pipeline_tests.fixtures_sim", "pgy_pipeline_tests.pipeline_support"]
+# simulator fixtures (`simulator`, `make_client`), warehouse/Dagster fixtures (`engine`, `sim`, `instance`, `today`,
+# `yesterday`) and the production Dagster instance's (`dagster_home`, `dagster_storage_url`)
+pytest_plugins = [
+    "pgy_pipeline_tests.fixtures_sim",
+    "pgy_pipeline_tests.pipeline_support",
+    "pgy_pipeline_tests.dagster_procs",
+]
 
 
 @pytest.fixture(scope="session")

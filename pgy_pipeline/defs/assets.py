@@ -24,7 +24,7 @@ from pydantic import Field
 from pgy_pipeline.defs.metadata import report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
@@ -47,6 +47,12 @@ class TrendRunConfig(Config):
     )
     kol_ids: list[str] | None = Field(
         default=None, description="Only these tracked KOLs (the new-KOL sensor sets this); default all active."
+    )
+    chunk_calls: int = Field(
+        default=DEFAULT_CHUNK_CALLS,
+        ge=1,
+        description="API calls per warehouse transaction: a run that dies loses (and its retry bills again) at "
+        "most this many fetched calls.",
     )
 
 
@@ -80,7 +86,14 @@ def kol_fans_trend(
     try:
         with client, warehouse.engine() as engine:
             report = run_range(
-                engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
+                engine,
+                client,
+                start,
+                end,
+                run_id=context.run.run_id,
+                force=config.force,
+                kol_ids=config.kol_ids,
+                chunk_calls=config.chunk_calls,
             )
     except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
         # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
