@@ -1,7 +1,7 @@
 """The few value types every stage shares: series, endpoint variants and trend points.
 
 Kept free of I/O and of Dagster so that the API client, the warehouse and the Dagster layer can all
-depend on it without depending on each other (DESIGN.md §3: data flows one way).
+depend on it without depending on each other (data flows one way: api → plan → fetch → warehouse → Dagster).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Dagster resources: the Just One API client and the warehouse, configured per DESIGN.md §6.
+"""Dagster resources: the Just One API client and the warehouse, configured from the PGY_* environment.
 
 Both read the same environment variables the CLI does (`PGY_API_TOKEN`, `PGY_API_BASE_URL`,
 `PGY_TREND_ENDPOINT`, `PGY_DATABASE_URL`, `PGY_HOME`), and every setting can be overridden as resource
