@@ -81,6 +81,24 @@ def test_definitions_load_without_warnings_of_our_own() -> None:
     assert [w for w in caught if not w.startswith(("BetaWarning", "SupersessionWarning"))] == []
 
 
+def test_launchpad_shows_resolved_settings_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resources bound in `defs` carry the values runs will use; the token and database URL stay EnvVars."""
+    from pgy_pipeline.defs.resources import default_resources
+
+    monkeypatch.setenv("PGY_API_BASE_URL", "prod-cn")
+    monkeypatch.setenv("PGY_TREND_ENDPOINT", "current")
+    monkeypatch.setenv("PGY_API_TOKEN", "tok-not-shown")
+    monkeypatch.setenv("PGY_DATABASE_URL", "postgresql://etl:pw-not-shown@127.0.0.1:5432/warehouse")
+    monkeypatch.setenv("PGY_HOME", "/srv/pgy")
+    resources: dict[str, Any] = default_resources()
+    api, warehouse = resources["trend_api"], resources["warehouse"]
+    assert (api.base_url, api.endpoint) == ("http://47.117.133.51:30015", "current")
+    assert warehouse.home == "/srv/pgy"
+    shown = repr(api) + repr(warehouse)
+    assert "tok-not-shown" not in shown and "pw-not-shown" not in shown
+    assert (api.token.env_var_name, warehouse.database_url.env_var_name) == ("PGY_API_TOKEN", "PGY_DATABASE_URL")
+
+
 def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
