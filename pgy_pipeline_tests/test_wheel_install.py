@@ -51,7 +51,7 @@ def _run(bin_dir: Path, cwd: Path, env: dict[str, str], *cmd: str) -> subprocess
     done = subprocess.run(
         [str(bin_dir / cmd[0]), *cmd[1:]], cwd=cwd, env=base | env, capture_output=True, text=True, timeout=600
     )
-    assert done.returncode == 0, f"{cmd} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"{cmd} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-1500:]}"
     return done
 
 
