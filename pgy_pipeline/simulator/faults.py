@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import Enum
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 # Messages as the platform's code reference spells them (seed page); undocumented ones invented.
 CODE_MESSAGES: dict[int, str] = {
@@ -382,3 +383,21 @@ def _spliced(field: str, literal: bytes) -> FaultBuilder:
 for _name, (_field, _literal) in _SPLICED.items():
     FAULTS[_name] = _spliced(_field, _literal)
 VALID_VARIANTS = VALID_VARIANTS | {name for name in _SPLICED if not name.startswith(("num_", "code_", "deep_"))}
+
+
+@fault("echo_token_encoded")
+def _echo_token_encoded(ctx: FaultContext) -> Reply:
+    """An HTTP 500 JSON error quoting the token in the forms servers echo it: as sent (percent-encoded),
+    decoded, with '+' decoded as a space, JSON-escaped, HTML-escaped and percent-encoded twice."""
+    sent = next(p[6:] for p in urlsplit(ctx.request_target).query.split("&") if p.startswith("token="))
+    token = unquote(sent)
+    forms = [
+        sent,
+        token,
+        token.replace("+", " "),
+        json.dumps(token)[1:-1].replace("/", "\\/").replace("+", "\\u002B"),
+        "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in token),
+        quote(sent, safe=""),
+    ]
+    body = b'{"code":500,"message":"upstream rejected ' + " | ".join(forms).encode() + b'","data":null}'
+    return Reply(status=500, body=body)
