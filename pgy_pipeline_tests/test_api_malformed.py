@@ -112,7 +112,7 @@ def test_numeric_representation_decision(value: object, parsed: int | None) -> N
         ("num_nan", "list[29].num None is not an integer"),  # NaN is not JSON: read as null
         ("num_minus_infinity", "list[29].num None is not an integer"),
         ("num_huge_digits", "body holds a number too long to read (Exceeds the limit (4300 digits)"),
-        ("code_beyond_integer", "envelope code 2147483648 is beyond the 32-bit integers API codes are"),
+        ("code_beyond_integer", "envelope code 2147483648 is out of the 32-bit integer range API codes use"),
         ("deep_nesting", "body nests arrays or objects too deeply to read"),
     ],
 )

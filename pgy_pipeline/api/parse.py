@@ -128,7 +128,7 @@ def decode_envelope(body: bytes) -> Envelope:
     if code is None:
         raise Malformed(f"envelope code {_show(doc['code'])} is not an integer")
     if not INTEGER_MIN <= code <= INTEGER_MAX:
-        raise Malformed(f"envelope code {_show(code)} is beyond the 32-bit integers API codes are")
+        raise Malformed(f"envelope code {_show(code)} is out of the 32-bit integer range API codes use")
     return Envelope(
         code=code,
         message=_optional_text(doc.get("message")),
