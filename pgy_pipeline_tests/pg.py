@@ -82,15 +82,18 @@ def drop_unused_roles(admin_url: str, names: set[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def login_role(admin_url: str, database_url: str, member_of: str) -> Iterator[str]:
-    """A LOGIN role of its own (unique name, a password) in group `member_of`; yield `database_url` as that login.
+def login_role(admin_url: str, database_url: str, member_of: str | None) -> Iterator[str]:
+    """A LOGIN role of its own (unique name, a password), in group `member_of` if given; yield `database_url` as
+    that login.
 
-    Dropped afterwards, its sessions ended first, so no test leaves a role on a shared server.
+    Dropped afterwards, its sessions ended first, so no test leaves a role on a shared server (a role that owns
+    objects can only be dropped once their database is gone: drop that database inside this context).
     """
-    name = f"pgy_t_{member_of}_{uuid.uuid4().hex[:10]}"
+    name = f"pgy_t_{member_of or 'login'}_{uuid.uuid4().hex[:10]}"
     password = uuid.uuid4().hex
+    group = f' IN ROLE "{member_of}"' if member_of else ""
     with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' IN ROLE "{member_of}"')
+        conn.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'{group}")
     try:
         yield make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
     finally:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, materialize
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from pgy_pipeline.cli import main
 from pgy_pipeline.defs.assets import kol_fans_trend
@@ -20,7 +21,7 @@ from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import MigrationError, upgrade
-from pgy_pipeline_tests.pg import libpq_url, login_role
+from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
 from pgy_pipeline_tests.pipeline_support import client_for, dagster_resources, kol, stored
 
 OWNER_MUST_UPGRADE = r"schema is behind this version.*the schema owner must run `pgy-pipeline db upgrade`$"
@@ -165,3 +166,23 @@ def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
 
     assert upgrade(engine) == ["0016_etl_role.sql"]  # the owner upgrades; the pipeline's login works again
     assert _cli(monkeypatch, etl_url, "kols", "list") == 0
+
+
+def test_an_owner_without_superuser_rights_upgrades_and_the_etl_login_works(
+    admin_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented owner: a plain login with CREATE on its database (the group roles already exist on the
+    server, created by a DBA or, here, by `engine`'s migration of another database)."""
+    with login_role(admin_url, admin_url, None) as owner_server, fresh_database(admin_url) as db:
+        name = make_url(db).database
+        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+            conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO "{make_url(owner_server).username}"')
+        owner = make_url(owner_server).set(database=name).render_as_string(hide_password=False)
+        assert _cli(monkeypatch, owner, "db", "upgrade") == 0
+        assert capsys.readouterr().out.startswith("applied ")
+        with login_role(admin_url, db, "pgy_etl") as etl:
+            assert _cli(monkeypatch, etl, "kols", "add", kol(0)) == 0
+            assert _cli(monkeypatch, etl, "status", "--days", "1") == 1  # works; yesterday is not fetched yet
+        with login_role(admin_url, db, "pgy_reader") as reader:
+            assert _cli(monkeypatch, reader, "kols", "list") == 0
+        assert kol(0) in capsys.readouterr().out
