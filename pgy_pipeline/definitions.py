@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from pgy_pipeline.defs.alerts import AlertsResource, alert_sensors
+from pgy_pipeline.defs.anomaly import anomaly_automation_sensor, kol_fans_anomaly
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
@@ -13,10 +15,10 @@ from pgy_pipeline.defs.schedules import daily_schedule
 from pgy_pipeline.defs.sensors import new_kols_sensor
 
 defs = Definitions(
-    assets=[kol_fans_trend],
+    assets=[kol_fans_trend, kol_fans_anomaly],
     asset_checks=asset_checks,
     jobs=[kol_fans_trend_job],
     schedules=[daily_schedule],
-    sensors=[new_kols_sensor],
-    resources=default_resources(),
+    sensors=[new_kols_sensor, anomaly_automation_sensor, *alert_sensors],
+    resources={**default_resources(), "alerts": AlertsResource()},
 )
