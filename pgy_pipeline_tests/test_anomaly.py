@@ -154,3 +154,17 @@ def test_thresholds_come_from_the_environment_and_bad_values_name_the_variable()
         AnomalyRules.from_env({"PGY_ANOMALY_DROP_SHARE": "half"})
     with pytest.raises(ConfigError, match="drop_share"):
         AnomalyRules.from_env({"PGY_ANOMALY_DROP_SHARE": "2"})
+
+
+def test_latest_view_keeps_each_kols_last_30_days_and_says_suspected(engine: Engine) -> None:
+    series = _noisy(60, 50, 8, seed=6)
+    series[20] = series[45] = 3_000  # day 20 is 39 days before the KOL's newest date; day 45 is 14 days before
+    _load_series(engine, "kol_spike", series)
+    add_kols(engine, ["kol_spike"], label="brand-x")
+    refresh_anomalies(engine, START, END, rules=AnomalyRules())
+    assert {a.date_key for a in stored_anomalies(engine, START, END)} == {START + timedelta(days=d) for d in (20, 45)}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT kol_id, label, date_key, rule, verdict FROM pgy.kol_fans_anomaly_latest")
+        ).all()
+    assert [tuple(r) for r in rows] == [("kol_spike", "brand-x", START + timedelta(days=45), "spike", "suspected")]
