@@ -135,6 +135,11 @@ def test_an_unreachable_webhook_is_logged_and_never_raises(caplog: pytest.LogCap
         assert send_alert(settings, _alert()) is False
     (record,) = caplog.records
     assert "ConnectionError" in record.getMessage() and "wecom-robot-key-0001" not in record.getMessage()
+    slack = AlertSettings.from_values(f"http://127.0.0.1:{free_port()}" + PATHS["slack"], "slack")
+    assert slack is not None
+    with caplog.at_level(logging.WARNING, logger="pgy_pipeline.alerts.webhooks"):
+        assert send_alert(slack, _alert()) is False
+    assert "slack-path-secret-0001" not in caplog.text  # requests quotes the path, Slack's credential
 
 
 def test_settings_are_off_unless_configured_and_misconfiguration_names_the_variable() -> None:

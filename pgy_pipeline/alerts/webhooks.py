@@ -98,7 +98,14 @@ def _acknowledged(kind: WebhookKind, reply: requests.Response) -> str | None:
 
 def send_alert(settings: AlertSettings, alert: Alert, *, api_token: str | None = None) -> bool:
     """Post `alert` to the webhook; True when the chat acknowledged it. Logs and returns False otherwise."""
-    secrets = (api_token, settings.secret.reveal() if settings.secret else None, settings.url.reveal())
+    url_parts = urlsplit(settings.url.reveal())  # errors quote the path (Slack's, Feishu's secret) without the host
+    secrets = (
+        api_token,
+        settings.secret.reveal() if settings.secret else None,
+        settings.url.reveal(),
+        url_parts.path if len(url_parts.path) > 1 else None,
+        url_parts.query,
+    )
     safe = Alert(
         event=alert.event,
         subject=scrub(alert.subject, *secrets),
@@ -108,7 +115,7 @@ def send_alert(settings: AlertSettings, alert: Alert, *, api_token: str | None =
         link=alert.link,
     )
     url, body = build_request(settings, safe)
-    host = urlsplit(settings.url.reveal()).netloc
+    host = url_parts.netloc
     try:
         reply = requests.post(url, json=body, timeout=TIMEOUT_S)
         problem = _acknowledged(settings.kind, reply)

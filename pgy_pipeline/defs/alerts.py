@@ -108,6 +108,9 @@ def _failure_reason(context: RunFailureSensorContext) -> str:
 @run_failure_sensor(
     name="pgy_alert_on_run_failure",
     default_status=_STATUS,
+    # Runs started outside the daemon and webserver (`dagster asset materialize` from cron or a shell) carry
+    # no code-location origin, and Dagster matches those only when monitoring every location.
+    monitor_all_code_locations=True,
     minimum_interval_seconds=30,
     description="One chat message per failed run (daily, backfill, sensor or anomaly run) when alerts are configured.",
 )

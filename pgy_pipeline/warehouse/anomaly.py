@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.config import ConfigError
+from pgy_pipeline.warehouse.migrate import ensure_schema
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def refresh_anomalies(
     Idempotent per date range: a rerun deletes what the previous run wrote for those dates first, so a
     threshold change or a restatement since then is reflected and nothing is ever duplicated.
     """
+    ensure_schema(engine)
     found = detect(engine, start, end, rules)
     with engine.begin() as conn:
         conn.execute(
