@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -18,7 +18,6 @@ from pgy_pipeline.config import ConfigError
 from pgy_pipeline.defs.alerts import AlertsResource, check_and_freshness_alert
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import free_port
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
@@ -165,10 +164,9 @@ def _tick(instance: DagsterInstance, cursor: str | None, resources: dict[str, ob
 
 
 def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 2)
-    yesterday = latest_served_date(china_today())
     with receiver("wecom") as r:
         resources = {
             **dagster_resources(sim, database_url),

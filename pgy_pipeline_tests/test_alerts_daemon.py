@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from pgy_pipeline.deploy import DAGSTER_YAML
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
 from pgy_pipeline_tests.pg import fresh_database
@@ -52,6 +51,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, log: Path)
     pytest.fail(f"{what} within {timeout_s:.0f}s; daemon log:\n{log.read_text()[-4000:]}")
 
 
+@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     engine: Engine,
     sim: Simulator,
@@ -59,9 +59,9 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    yesterday: date,
 ) -> None:
     track(engine, 2)
-    yesterday = latest_served_date(china_today())
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DAGSTER_YAML, home / "dagster.yaml")

@@ -3,7 +3,7 @@ automation condition for exactly the partitions of the trend that landed (a back
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from dagster import AssetKey, DagsterInstance, Definitions, evaluate_automation_conditions, materialize
 from sqlalchemy import Engine
@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.anomaly import kol_fans_anomaly
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.model import Series
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
@@ -22,10 +21,9 @@ ANOMALY = AssetKey("kol_fans_anomaly")
 
 
 def test_anomalies_of_a_planted_spike_land_with_the_trend(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
-    yesterday = latest_served_date(china_today())
     usual = sim.truth(kols[1], Series.TOTAL_FANS, yesterday)
     assert usual is not None
     sim.jump(kols[1], yesterday, max(5_000, usual // 10))
@@ -46,13 +44,12 @@ def test_anomalies_of_a_planted_spike_land_with_the_trend(
 
 
 def test_anomalies_are_requested_for_exactly_the_trend_partitions_that_landed(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     track(engine, 2)
     defs = Definitions(assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim, database_url))
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.get_num_requested(ANOMALY) == 0  # nothing landed yet, and history is not replayed
-    yesterday = latest_served_date(china_today())
     start = yesterday - timedelta(days=4)
     result = materialize(  # a 5-day backfill of the trend, in one run
         [kol_fans_trend],
