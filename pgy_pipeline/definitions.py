@@ -16,7 +16,6 @@ from pathlib import Path
 from dagster import ComponentTree, Definitions, PreviewWarning
 
 import pgy_pipeline.defs
-from pgy_pipeline.defs.alerts import AlertsResource
 from pgy_pipeline.defs.resources import default_resources
 
 _PACKAGE_ROOT = Path(pgy_pipeline.defs.__file__).resolve().parents[1]
@@ -26,4 +25,4 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", PreviewWarning)
     _folder = ComponentTree.from_module(defs_module=pgy_pipeline.defs, project_root=_PACKAGE_ROOT.parent).build_defs()
 
-defs = Definitions.merge(_folder, Definitions(resources={**default_resources(), "alerts": AlertsResource()}))
+defs = Definitions.merge(_folder, Definitions(resources=default_resources()))

@@ -26,6 +26,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DefaultSensorStatus,
+    Definitions,
     EventLogRecord,
     EventRecordsFilter,
     RunFailureSensorContext,
@@ -218,3 +219,6 @@ def check_and_freshness_alert(
 
 
 alert_sensors = [run_failure_alert, check_and_freshness_alert]
+
+# What the defs folder loader takes from this module: the sensors, and the resource they need bound.
+defs = Definitions(sensors=alert_sensors, resources={"alerts": AlertsResource()})
