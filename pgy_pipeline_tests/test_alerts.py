@@ -148,6 +148,8 @@ def test_settings_are_off_unless_configured_and_misconfiguration_names_the_varia
         AlertSettings.from_env({"PGY_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook", "PGY_ALERT_WEBHOOK_KIND": "teams"})
     with pytest.raises(ConfigError, match="PGY_ALERT_WEBHOOK_SECRET"):
         AlertSettings.from_values("http://127.0.0.1:9/hook", "slack", "s3cret")
+    with pytest.raises(ConfigError, match=r"cleartext to http://chat\.internal"):  # parsed only, never contacted
+        AlertSettings.from_values("http://chat.internal/cgi-bin/webhook/send?key=k", "wecom")
     with pytest.raises(ConfigError, match="PGY_UI_BASE_URL"):
         AlertSettings.from_values("http://127.0.0.1:9/hook", "slack", None, "dagster:3000")
     settings = AlertSettings.from_values("http://127.0.0.1:9/hook?key=abc", "WeCom", None, "http://ui:3000/")

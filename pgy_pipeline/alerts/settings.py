@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
-from pgy_pipeline.config import ConfigError, Secret
+from pgy_pipeline.config import PLAINTEXT_OPT_IN, ConfigError, Secret, _is_loopback, plaintext_allowed
 
 
 class WebhookKind(StrEnum):
@@ -45,6 +46,12 @@ class AlertSettings:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
                 "PGY_ALERT_WEBHOOK_URL is not an http(s) URL; paste the webhook address the chat gave you"
+            )
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not plaintext_allowed():
+            raise ConfigError(
+                f"refusing to send the chat's webhook credential in cleartext to http://{parts.hostname}: use the "
+                f"https:// address the chat gave you, or set {PLAINTEXT_OPT_IN}=1 to accept that risk"
             )
         try:
             webhook_kind = WebhookKind((kind or "").strip().lower())
