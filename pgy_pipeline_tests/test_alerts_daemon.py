@@ -124,7 +124,7 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     messages = chat.messages()
     assert len(messages) == 2, [m.body for m in messages]
     by_title = {m.body["markdown"]["title"]: m for m in messages}
-    run_alert = by_title[f"[pgy-pipeline] Run failed: {failed.job_name}"]
+    run_alert = by_title["[pgy-pipeline] Run failed: kol_fans_trend"]  # what it materialised, not __ASSET_JOB
     text = run_alert.body["markdown"]["text"]
     assert f"Partitions: {yesterday}" in text and "Billed calls: 0" in text
     assert "token" in text.lower()  # the asset's own sentence about the rejected token

@@ -25,6 +25,7 @@ from dagster import (
     ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DefaultSensorStatus,
     Definitions,
     EventLogRecord,
@@ -35,11 +36,12 @@ from dagster import (
     run_failure_sensor,
     sensor,
 )
+
+# The events the freshness daemon writes; dagster 1.13 does not export them at the top level.
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 from pydantic import Field
 
 from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
-from pgy_pipeline.config import ConfigError
 from pgy_pipeline.defs.assets import partitions_def
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.resources import WarehouseResource
@@ -88,11 +90,18 @@ def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
     try:
         with warehouse.engine() as engine:
             return billed_calls_of_run(engine, run_id)
-    except (WarehouseUnavailable, ConfigError, OSError) as exc:
+    except WarehouseUnavailable as exc:  # its sentence says what to do
         log.warning("billed calls of run %s unknown: %s", run_id, exc)
     except Exception as exc:  # an alert with "n/a" beats no alert
         log.warning("billed calls of run %s unknown: %s", run_id, type(exc).__name__)
     return None
+
+
+def _subject(run: DagsterRun) -> str:
+    """What the run materialised (UI backfills and CLI runs all share the job name __ASSET_JOB), else its job."""
+    if run.asset_selection:
+        return ", ".join(sorted(key.to_user_string() for key in run.asset_selection))
+    return run.job_name
 
 
 def _failure_reason(context: RunFailureSensorContext) -> str:
@@ -124,7 +133,7 @@ def run_failure_alert(
     run = context.dagster_run
     alert = Alert(
         event="Run failed",
-        subject=run.job_name,
+        subject=_subject(run),
         partitions=_partitions(dict(run.tags)),
         reason=_failure_reason(context),
         billed_calls=_billed(warehouse, run.run_id),
