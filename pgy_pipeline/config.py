@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -110,6 +111,14 @@ def parse_endpoint(value: str | None) -> Endpoint:
         return Endpoint(value.strip().lower())
     except ValueError:
         raise ConfigError(f"PGY_TREND_ENDPOINT={value!r} is not one of {[e.value for e in Endpoint]}") from None
+
+
+def time_of_day(value: str | None, variable: str, default: str) -> tuple[int, int]:
+    """(hour, minute) of an `HH:MM` China time in `variable` (or `default`); a malformed value names the variable."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (value or default).strip())
+    if match is None:
+        raise ConfigError(f"{variable}={value!r} is not a time of day; use HH:MM in China time, e.g. {default}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def require_token(token: Secret | None) -> Secret:

@@ -21,6 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
@@ -69,6 +70,7 @@ def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
     # Every step that calls the API is in this concurrency pool; the production dagster.yaml limits it
     # to one step at a time across all runs (see README "Deploying beyond one machine").
     pool=API_POOL,
+    freshness_policy=TREND_FRESHNESS,  # China-yesterday in by PGY_FRESHNESS_DEADLINE (default 09:00 China)
     kinds={"postgres", "python"},
     description=(
         "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
