@@ -91,7 +91,7 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert md["api_codes"] == {"0": 6}
     assert (md["calls_ok"], md["calls_failed"], md["calls_not_attempted"]) == (6, 0, 0)
     assert (md["rows_inserted"], md["rows_updated"], md["rows_unchanged"]) == (180, 0, 0)
-    assert md["dagster/row_count"] == 180
+    assert (md["dagster/row_count"], md["rows_written"]) == (6, 180)  # the partition holds 6; the window wrote 180
     assert (md["kols_requested"], md["kols_complete"]) == (3, 3)
     assert (md["endpoint"], md["window_days"]) == ("legacy_v1", 30)
     assert md["failed_kols"].records == []
@@ -105,6 +105,8 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert again.success
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
+    # "Row count" on the asset page is what the partition holds, not what this run wrote (nothing).
+    assert (_metadata(again)["dagster/row_count"], _metadata(again)["rows_written"]) == (6, 0)
 
     # The asset page plots numeric metadata across materialisations: calls, failures and rows are ints.
     (mat, *_) = again.asset_materializations_for_node("kol_fans_trend")

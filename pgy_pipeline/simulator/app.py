@@ -176,6 +176,23 @@ class Simulator:
     def restate(self, kol_id: str, series: Series, date_key: date, new_num: int) -> None:
         self.book.restate(kol_id, series, date_key, new_num)
 
+    def start_history(self, kol_id: str, first_date: date) -> None:
+        """A young account: windows list only dates from `first_date` on (a shorter list)."""
+        self.book.start_history(kol_id, first_date)
+
+    def punch_hole(self, kol_id: str, day: date) -> None:
+        """A permanent hole: every window covering `day` leaves it out for `kol_id`."""
+        self.book.punch_hole(kol_id, day)
+
+    @property
+    def publish_lag_days(self) -> int:
+        return self.config.publish_lag_days
+
+    @publish_lag_days.setter
+    def publish_lag_days(self, days: int) -> None:
+        """Publish late (0: yesterday is served; 1: the newest date is the day before yesterday)."""
+        self.config.publish_lag_days = days
+
     def truth(self, kol_id: str, series: Series, day: date) -> int | None:
         """What the platform reports now for that KOL, series and date (ground truth for tests)."""
         return self.book.truth(kol_id, series, day)
