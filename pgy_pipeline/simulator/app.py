@@ -89,6 +89,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._rng = random.Random(stable_seed(self.config.seed, "faults"))
         self._injections: dict[str, list[_Injection]] = {}
+        self._kol_lag: dict[str, int] = {}  # extra publish lag for single KOLs
         self._calls: list[CallRecord] = []
         self._billed = 0
         self._http: HttpServer | None = None
@@ -161,6 +162,15 @@ class Simulator:
     def latest_date(self) -> date:
         """The latest dateKey served: yesterday, minus the publish lag."""
         return self.today - timedelta(days=1 + self.config.publish_lag_days)
+
+    def delay_publication(self, kol_id: str, days: int) -> None:
+        """Publish `kol_id` `days` later than the others (0: on time again), as when the platform lags per account."""
+        with self._lock:
+            self._kol_lag[kol_id] = days
+
+    def latest_for(self, kol_id: str) -> date:
+        """The newest dateKey served for `kol_id`: the global latest minus that KOL's own lag."""
+        return self.latest_date - timedelta(days=self._kol_lag.get(kol_id, 0))
 
     def inject(self, kol_id: str, fault: str, times: int | None = None, series: Series | None = None) -> None:
         """Answer requests for `kol_id` (one series or both) with `fault`, `times` times (None: always)."""
@@ -235,7 +245,7 @@ class Simulator:
         return None
 
     def _reply(self, trend: TrendQuery, fault: str | None, target: str) -> Reply:
-        latest = self.latest_date
+        latest = self.latest_for(trend.kol_id)
         if fault is None and self.config.restate_rate:
             self._maybe_restate(trend, latest)
 
