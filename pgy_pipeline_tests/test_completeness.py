@@ -13,14 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, build_schedule_context
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_schedule_context,
+)
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.defs.resources import TrendApiResource
+from pgy_pipeline.defs.sensors import checks_followup_sensor
 from pgy_pipeline.plan import CHINA_TZ, china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.pipeline_support import (
+    RANGE_END,
+    RANGE_START,
     materialize_trend,
     partition_status,
     step_failure,
@@ -172,10 +182,40 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     status = partition_status(instance, start, end)
     assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}
 
-    # The reachable sub-range again: nothing billed, and its checks run and pass.
-    again = materialize_trend(instance, sim, database_url, start=oldest.isoformat(), end=end.isoformat())
+    # The follow-up sensor sees a run that failed for lost dates alone and asks for the reachable part,
+    # whose run bills nothing and runs the checks the failed run had to skip.
+    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
+    context = build_run_status_sensor_context(
+        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()  # fmt: skip
+    request = checks_followup_sensor(context)
+    assert isinstance(request, RunRequest)
+    followup = (request.tags[RANGE_START], request.tags[RANGE_END])
+    assert followup == (oldest.isoformat(), end.isoformat())
+    again = materialize_trend(instance, sim, database_url, start=followup[0], end=followup[1])
     assert again.success and sim.billed_calls == 4
     assert all(_checks(again).values()) and len(_checks(again)) == 4
+    assert partition_status(instance, start, end) == status  # lost dates stay failed, the rest green
+
+
+def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+) -> None:
+    yesterday = china_today() - timedelta(days=1)
+    kols = track(engine, 2)
+    sim.inject(kols[0], "code_500")
+    start = yesterday - timedelta(days=61)
+    result = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=yesterday.isoformat())
+    assert not result.success
+    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
+    context = build_run_status_sensor_context(
+        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()  # fmt: skip
+    assert isinstance(checks_followup_sensor(context), SkipReason)
+    # Failed calls leave every partition of the range failed: which dates they would have brought is unknown.
+    assert set(partition_status(instance, start, yesterday).values()) == {"FAILED"}
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
 API_POOL = "justone_api"
+CHECKS_FOLLOWUP_KEY = "checks_followup_range"  # read by the follow-up sensor
 DEFAULT_LAG_RETRIES = 6
 DEFAULT_LAG_WAIT_S = 1800  # 06:30 + 6 x 30 min: the morning run waits until 09:30 for a late publication
 
@@ -147,6 +148,10 @@ def kol_fans_trend(
             + problems[0]
         ]
     _materialise_complete_dates(context, report)
+    if report.out_of_reach_missing and len(problems) == 1 and report.complete_dates:
+        # Only dates lost for good failed: the checks of the (materialised) reachable part run in a follow-up.
+        done = report.complete_dates
+        metadata[CHECKS_FOLLOWUP_KEY] = MetadataValue.text(f"{done[0]}..{done[-1]}")
     for extra in problems[1:]:
         context.log.error(extra)
     raise Failure(description=" ".join(problems), metadata=metadata, allow_retries=False)

@@ -31,15 +31,12 @@ def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[st
 def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> set[tuple[str, Series]]:
     """(KOL, series) whose data for start..end is already in hand, so a rerun need not bill them again.
 
-    In hand means: every date of the range is stored or recorded as not served (pgy.kol_fans_not_served),
-    or a successful call's window (N days ending at its newest dateKey) covered the whole range (the API
-    may leave a hole or start later; calling again would not fill it) AND that call's rows are in the
-    warehouse, or the API said "no such KOL" (201, billed) for a run over this very range.
+    In hand means: every date of the range is stored, or recorded as not served (a successful window
+    covered it and the API left it out; calling again would not bring it), or the API said "no such
+    KOL" (201, billed) for a run over this very range.
 
-    "Its rows are in the warehouse": the call is logged before its rows are loaded, so a run killed
-    (or cut off from Postgres) inside the load leaves an `ok` call whose rows were rolled back; such a
-    call must be made again. `fetch_log.loaded` is set by the load's own transaction, so it is true
-    exactly when the rows were committed.
+    Both tables are written by the load's own transaction, so a run killed (or cut off from Postgres)
+    inside the load leaves nothing that counts as in hand, and a row deleted afterwards is fetched again.
     """
     if not kol_ids:
         return set()
@@ -53,10 +50,6 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         ) settled
          group by kol_id, increase_type having count(*) = :days
         union
-        select f.kol_id, f.increase_type from pgy.fetch_log f
-         where f.kol_id = any(:ids) and f.is_final and f.outcome = :ok
-           and f.last_date_key - (f.window_days - 1) <= :start and f.last_date_key >= :end and f.loaded
-        union
         select kol_id, increase_type from pgy.fetch_log
          where kol_id = any(:ids) and is_final and outcome = :no_content
            and partition_start <= :start and partition_end >= :end
@@ -66,7 +59,6 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         "start": start,
         "end": end,
         "days": (end - start).days + 1,
-        "ok": Outcome.OK.value,
         "no_content": Outcome.NO_CONTENT.value,
     }
     with engine.connect() as conn:
