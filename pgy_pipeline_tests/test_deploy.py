@@ -113,7 +113,11 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     (run,) = runs
     assert run["status"] == "SUCCESS", logs
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["dagster/partition"] == YESTERDAY.isoformat()  # the tick targets China-yesterday
+    # The tick targets China-yesterday and, on this fresh deployment, every unmaterialised day of its 30-day window.
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        (YESTERDAY - timedelta(days=29)).isoformat(),
+        YESTERDAY.isoformat(),
+    )
     assert len(stored(engine, YESTERDAY, YESTERDAY)) == 2 * len(kols)
     assert sim.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
     with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history is in Postgres, not on local disk
