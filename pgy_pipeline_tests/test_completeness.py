@@ -4,6 +4,9 @@ status, the asset checks and `pgy-pipeline status` together, so they are seen to
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -292,3 +295,15 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     assert sim.billed_calls == 2  # only the KOL whose calls failed; the other's window already covered the range
     assert set(partition_status(local_instance, failed_day, yesterday).values()) == {"MATERIALIZED"}
     assert read_status(engine, days=11, today=today).ok
+
+
+@pytest.mark.parametrize(("endpoint", "days"), [("legacy_v1", 60), ("current", 90)])
+def test_a_newcomer_sees_only_partitions_the_api_can_still_fill(endpoint: str, days: int) -> None:
+    """Without PGY_PARTITIONS_START the first partition is the oldest date the endpoint's largest window reaches."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGY_")}
+    env["PGY_TREND_ENDPOINT"] = endpoint
+    code = "from pgy_pipeline.defs.assets import partitions_def as p; print(p.get_first_partition_key())"
+    before = china_today()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    # yesterday and the days - 1 before it (either side of China midnight, should the call straddle it)
+    assert out.strip() in {(today - timedelta(days=days)).isoformat() for today in (before, china_today())}
