@@ -3,6 +3,7 @@ simulator, a fast-retrying client, sample KOLs, and warehouse read-backs."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -150,3 +151,17 @@ def partition_status(instance: Any, start: date, end: date) -> dict[str, str]:
     keys = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     found = instance.get_status_by_partition(AssetKey("kol_fans_trend"), keys, partitions_def) or {}
     return {k: (found[k].value if found.get(k) else "MISSING") for k in keys}
+
+
+@contextlib.contextmanager
+def disposed_after(instance: Any) -> Iterator[Any]:
+    """Use a persistent Dagster instance, then dispose it, without `with instance:`.
+
+    In Dagster 1.13.27 `DagsterInstance.__exit__` disposes the instance but leaves its defs-state storage set
+    as the current one (`__enter__` sets a context variable nothing resets), so a later definitions load in
+    the same test process reaches the disposed instance ("undefined DagsterInstance weakref").
+    """
+    try:
+        yield instance
+    finally:
+        instance.dispose()

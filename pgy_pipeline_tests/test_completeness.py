@@ -34,6 +34,7 @@ from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.pipeline_support import (
     RANGE_END,
     RANGE_START,
+    disposed_after,
     materialize_trend,
     partition_status,
     step_failure,
@@ -184,6 +185,8 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     assert md["dagster/row_count"] == 20
     status = partition_status(instance, start, end)
     assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}
+    last_run = read_status(engine, today=china_today()).last_run
+    assert last_run is not None and last_run.outcome.startswith("failed (5 date(s) lost for good")
 
     # The follow-up sensor sees a run that failed for lost dates alone and asks for the reachable part,
     # whose run bills nothing and runs the checks the failed run had to skip.
@@ -200,6 +203,32 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     assert again.success and sim.billed_calls == 4
     assert all(_checks(again).values()) and len(_checks(again)) == 4
     assert partition_status(instance, start, end) == status  # lost dates stay failed, the rest green
+
+
+def test_follow_up_of_a_run_scoped_to_some_kols_fetches_no_other_kol(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+) -> None:
+    yesterday = china_today() - timedelta(days=1)
+    kols = track(engine, 2)
+    start, end = yesterday - timedelta(days=61), yesterday - timedelta(days=50)
+    only_first = {"ops": {"kol_fans_trend": {"config": {"kol_ids": [kols[0]]}}}}
+    result = materialize_trend(
+        instance, sim, database_url, start=start.isoformat(), end=end.isoformat(), run_config=only_first
+    )
+    assert not result.success and sim.billed_calls == 2
+    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
+    context = build_run_status_sensor_context(
+        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()  # fmt: skip
+    request = checks_followup_sensor(context)
+    assert isinstance(request, RunRequest)
+    assert request.run_config == only_first
+    followup = materialize_trend(
+        instance, sim, database_url, start=request.tags[RANGE_START], end=request.tags[RANGE_END],
+        run_config=request.run_config,
+    )  # fmt: skip
+    assert followup.success and sim.billed_calls == 2  # the other KOL was not in the backfill: not fetched now
 
 
 def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
@@ -224,7 +253,7 @@ def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
 @pytest.fixture
 def local_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     """A persistent instance on disk: a schedule context reads materialisations back from it, as the daemon does."""
-    with DagsterInstance.local_temp(str(tmp_path)) as inst:
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
         yield inst
 
 

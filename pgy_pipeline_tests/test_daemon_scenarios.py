@@ -30,7 +30,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import fresh_database
-from pgy_pipeline_tests.pipeline_support import materialize_trend, partition_status, stored, track
+from pgy_pipeline_tests.pipeline_support import disposed_after, materialize_trend, partition_status, stored, track
 
 SCHEDULE = "kol_fans_trend_daily"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
@@ -83,7 +83,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
     # Until four days ago all ran well: partitions of the last 30 days up to then are materialised.
     sim.set_today(yesterday - timedelta(days=3))
     seeded = (yesterday - timedelta(days=29)).isoformat(), (yesterday - timedelta(days=4)).isoformat()
-    with DagsterInstance.from_config(str(home)) as instance:
+    with disposed_after(DagsterInstance.from_config(str(home))) as instance:
         assert materialize_trend(instance, sim, database_url, start=seeded[0], end=seeded[1]).success
     sim.set_today(None)
     sim.reset_counters()
@@ -151,7 +151,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
             end.isoformat(),
         )
     assert sim.billed_calls == 2 * len(kols)  # the backfill's windows; the follow-up billed nothing
-    with DagsterInstance.from_config(str(home)) as instance:
+    with disposed_after(DagsterInstance.from_config(str(home))) as instance:
         status = partition_status(instance, start, end)
         assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}
         assert set(partition_status(instance, *healed).values()) == {"MATERIALIZED"}

@@ -22,7 +22,7 @@ from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import dagster_resources, kol, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, kol, stored, track
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -35,7 +35,8 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
     # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
     tick = datetime(2026, 3, 10, 6, 30, tzinfo=SHANGHAI)
-    with DagsterInstance.local_temp(str(tmp_path)) as instance:  # persistent: the tick reads partition status
+    # A persistent instance: the tick reads partition status from it.
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
         context = build_schedule_context(
             instance=instance, scheduled_execution_time=tick, resources={"trend_api": TrendApiResource()},
             repository_def=defs.get_repository_def(),

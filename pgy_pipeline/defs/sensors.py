@@ -14,7 +14,9 @@ this sensor launches one run over the reachable part: everything is in hand, it 
 its checks run over exactly those partitions.
 """
 
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 from dagster import (
     DefaultSensorStatus,
@@ -90,8 +92,11 @@ def checks_followup_sensor(context: RunFailureSensorContext) -> RunRequest | Ski
         value = info.metadata.get(CHECKS_FOLLOWUP_KEY) if info is not None else None
         if value is not None and isinstance(value.value, str):
             start, end = value.value.split("..")
+            kol_ids = _run_kol_ids(context.dagster_run.run_config)
+            scoped = {"kol_ids": kol_ids} if kol_ids else {}  # the same KOLs as the failed run, never more
             return RunRequest(
                 run_key=f"checks-followup:{context.dagster_run.run_id}",
+                run_config={"ops": {"kol_fans_trend": {"config": scoped}}} if scoped else {},
                 tags={
                     "dagster/asset_partition_range_start": start,
                     "dagster/asset_partition_range_end": end,
@@ -99,3 +104,11 @@ def checks_followup_sensor(context: RunFailureSensorContext) -> RunRequest | Ski
                 },
             )
     return SkipReason("the run failed for more than dates lost to the API's horizon; nothing to follow up")
+
+
+def _run_kol_ids(run_config: Mapping[str, Any]) -> list[str] | None:
+    """The `kol_ids` a run was scoped to in its run config (None: all active KOLs)."""
+    node: Any = run_config
+    for key in ("ops", "kol_fans_trend", "config", "kol_ids"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return [str(k) for k in node] if isinstance(node, list) else None
