@@ -22,13 +22,21 @@ from sqlalchemy import Engine
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.fetch import fetch_iter
 from pgy_pipeline.model import Attempt, CallResult, Outcome, StopRun
-from pgy_pipeline.plan import Plan, china_today, make_plan, reachable_range
+from pgy_pipeline.plan import Plan, china_today, date_range, make_plan, reachable_range
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import record_calls
 from pgy_pipeline.warehouse.kols import flag_results
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import ensure_schema
-from pgy_pipeline.warehouse.runs import MAX_LISTED, active_kol_ids, fetched_pairs, flagged_kols, missing_dates
+from pgy_pipeline.warehouse.not_served import not_served_dates
+from pgy_pipeline.warehouse.runs import (
+    MAX_LISTED,
+    active_kol_ids,
+    fetched_pairs,
+    flagged_kols,
+    missing_dates,
+    stored_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,9 @@ class RunReport:
     failed_calls: list[FailedCall] = field(default_factory=list)  # capped at MAX_LISTED
     failed_calls_total: int = 0
     not_served: dict[str, str] = field(default_factory=dict)  # KOLs the API flags (201/400) → message
-    missing: dict[str, list[date]] = field(default_factory=dict)  # served KOL → dates without both series
+    missing: dict[str, list[date]] = field(default_factory=dict)  # served KOL → dates neither stored nor not served
+    dates_not_served: dict[str, list[date]] = field(default_factory=dict)  # KOL → dates a window covered, unserved
+    rows_stored: int = 0  # rows in the warehouse for the partition range after the run (all KOLs)
     stop: StopRun | None = None
 
     @property
@@ -86,6 +96,28 @@ class RunReport:
         return sorted({d for days in self.missing.values() for d in days if d in old})
 
     @property
+    def unpublished(self) -> list[date]:
+        """Reachable dates some served KOL lacks although every call succeeded: not published by the API yet.
+
+        Every successful window settles the dates it covers (stored or not served), so what is still
+        missing lies after the newest date the API served: publish lag. Empty when a stop or failed
+        calls explain the gaps instead.
+        """
+        if self.stop is not None or self.failed_calls_total:
+            return []
+        old = set(self.plan.out_of_reach)
+        return sorted({d for days in self.missing.values() for d in days if d not in old})
+
+    @property
+    def complete_dates(self) -> list[date]:
+        """Dates of the range (up to the newest the API serves) that no served KOL lacks: done, whatever else failed."""
+        p = self.plan
+        lacking = {d for days in self.missing.values() for d in days}
+        if self.stop is not None or self.failed_calls_total:
+            return []  # which dates the failed or unattempted calls would have brought is unknown
+        return [d for d in date_range(p.start, min(p.end, p.latest)) if d not in lacking]
+
+    @property
     def problems(self) -> list[str]:
         """One sentence per reason this run must not count as done; empty when the range is complete."""
         out: list[str] = []
@@ -99,7 +131,7 @@ class RunReport:
         if old:
             out.append(
                 f"{len(old)} date(s) {_span(old)} are older than the {p.window_days} days the {p.endpoint.value} "
-                "endpoint serves and cannot be fetched any more; everything newer was loaded."
+                "endpoint serves and cannot be fetched any more (lost for good); everything newer was loaded."
             )
         if p.not_yet_served:
             out.append(
@@ -111,12 +143,12 @@ class RunReport:
                 f"{self.failed_calls_total} call(s) failed after retries (see failed_kols); rerun the partition "
                 "to retry only those, successful calls are not billed again."
             )
-        recent = {k: [d for d in v if d not in set(p.out_of_reach)] for k, v in self.missing.items()}
-        recent = {k: v for k, v in recent.items() if v}
-        if recent and self.stop is None and not self.failed_calls_total:
+        lagging = self.unpublished
+        if lagging:
+            kols = sum(1 for days in self.missing.values() if set(days) & set(lagging))
             out.append(
-                f"{len(recent)} KOL(s) lack data the API should have served for dates in {p.start}..{p.end} "
-                "(see missing_dates); the API may not have published them yet, rerun later."
+                f"{len(lagging)} date(s) {_span(lagging)} not published by the API yet for {kols} KOL(s) "
+                "(see missing_dates); a later run fetches them, billing only the KOLs that lack them."
             )
         return out
 
@@ -213,7 +245,10 @@ def run_range(
     report.not_served = {k: f"{c}: {m}" for k, (c, m) in flagged.items()}
     served = [k for k in kols if k not in flagged]
     last_day = min(end, plan.latest)
-    report.missing = missing_dates(engine, served, start, last_day) if start <= last_day else {}
+    if start <= last_day:
+        report.missing = missing_dates(engine, served, start, last_day)
+        report.dates_not_served = not_served_dates(engine, kols, start, last_day)
+    report.rows_stored = stored_rows(engine, start, end)
     log.info(
         "run %s: %d ok, %d failed, %d not attempted; rows %d inserted, %d updated, %d unchanged",
         run_id, report.calls_ok, report.calls_failed, report.calls_not_attempted,

@@ -56,10 +56,15 @@ class Plan:
         return reachable_range(self.start, self.end, endpoint=self.endpoint, today=self.latest + timedelta(days=1))
 
 
+def oldest_reachable_date(today: date, endpoint: Endpoint) -> date:
+    """The oldest date the largest window of `endpoint` reaches on `today`; anything older is lost for good."""
+    return latest_served_date(today) - timedelta(days=max_window_days(endpoint) - 1)
+
+
 def reachable_range(start: date, end: date, *, endpoint: Endpoint, today: date) -> tuple[date, date] | None:
     """The part of start..end the API can serve on `today` (None when nothing of it is)."""
     latest = latest_served_date(today)
-    lo = max(start, latest - timedelta(days=max_window_days(endpoint) - 1))
+    lo = max(start, oldest_reachable_date(today, endpoint))
     hi = min(end, latest)
     return (lo, hi) if lo <= hi else None
 

@@ -8,13 +8,15 @@ when yesterday (China time) is incomplete for any active KOL the API serves.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.plan import china_today, latest_served_date
+from pgy_pipeline.model import Endpoint
+from pgy_pipeline.plan import china_today, latest_served_date, oldest_reachable_date
+from pgy_pipeline.warehouse.runs import active_kol_ids, flagged_kols, missing_dates
 
 MAX_NAMED = 20  # missing KOL ids named per date; the counts are always complete
 
@@ -25,11 +27,19 @@ WITH days AS (
 expected AS (  -- active KOLs the API serves: those it answered 201/400 for are flagged, not missing
     SELECT kol_id FROM pgy.tracked_kol WHERE active AND last_error_at IS NULL
 ),
+not_served AS (  -- covered by a successful window that did not contain them: settled, not missing
+    SELECT n.date_key, n.kol_id
+      FROM pgy.kol_fans_not_served n JOIN expected USING (kol_id)
+     WHERE n.date_key BETWEEN :start AND :end
+),
 landed AS (
-    SELECT t.date_key, t.kol_id
-      FROM pgy.kol_fans_trend t JOIN expected USING (kol_id)
-     WHERE t.date_key BETWEEN :start AND :end
-     GROUP BY t.date_key, t.kol_id
+    SELECT s.date_key, s.kol_id
+      FROM (SELECT t.date_key, t.kol_id
+              FROM pgy.kol_fans_trend t JOIN expected USING (kol_id)
+             WHERE t.date_key BETWEEN :start AND :end
+            UNION ALL
+            SELECT date_key, kol_id FROM not_served) s
+     GROUP BY s.date_key, s.kol_id
     HAVING count(*) = 2
 ),
 calls AS (
@@ -41,6 +51,8 @@ SELECT days.day,
        (SELECT count(*) FROM landed l WHERE l.date_key = days.day) AS kols_complete,
        (SELECT array_agg(e.kol_id ORDER BY e.kol_id) FROM expected e
          WHERE NOT EXISTS (SELECT 1 FROM landed l WHERE l.date_key = days.day AND l.kol_id = e.kol_id)) AS missing,
+       (SELECT array_agg(DISTINCT n.kol_id ORDER BY n.kol_id) FROM not_served n WHERE n.date_key = days.day)
+           AS not_served,
        (SELECT count(*) FROM pgy.tracked_kol WHERE active AND last_error_at IS NOT NULL) AS kols_flagged,
        (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.is_final) AS calls,
        (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.billed) AS billed_calls,
@@ -79,6 +91,8 @@ class PartitionStatus:
     kols_complete: int
     kols_missing: int
     missing: list[str]  # the first MAX_NAMED missing ids
+    kols_not_served: int  # KOLs whose date (one or both series) the API covered but does not serve
+    not_served: list[str]  # the first MAX_NAMED of them
     kols_flagged: int
     calls: int
     billed_calls: int
@@ -103,6 +117,9 @@ class LastRun:
     billed_calls: int
     stop_code: int | None
     stop_message: str | None
+    # Judged from the warehouse over the run's partition range (up to yesterday), as the run judged itself:
+    kols_incomplete: int = 0  # served KOLs still lacking a date the API serves
+    dates_lost: list[date] = field(default_factory=list)  # dates some KOL lacks that are too old to fetch
 
     @property
     def outcome(self) -> str:
@@ -110,6 +127,10 @@ class LastRun:
             return f"stopped (code {self.stop_code}: {self.stop_message})"
         if self.calls_failed:
             return f"partial ({self.calls_failed} call(s) failed)"
+        if self.dates_lost:
+            return f"failed ({len(self.dates_lost)} date(s) lost for good: older than the API serves)"
+        if self.kols_incomplete:
+            return f"incomplete ({self.kols_incomplete} KOL(s) lack dates the API has not published yet)"
         return "succeeded"
 
 
@@ -150,6 +171,8 @@ def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> 
             kols_complete=r["kols_complete"],
             kols_missing=len(r["missing"] or []),
             missing=list(r["missing"] or [])[:MAX_NAMED],
+            kols_not_served=len(r["not_served"] or []),
+            not_served=list(r["not_served"] or [])[:MAX_NAMED],
             kols_flagged=r["kols_flagged"],
             calls=r["calls"],
             billed_calls=r["billed_calls"],
@@ -165,18 +188,43 @@ def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> 
             f"yesterday ({newest.date}) is incomplete: {newest.kols_missing} of {newest.kols_expected} KOL(s) "
             f"missing ({named}); materialise partition {newest.date} to fetch them"
         )
-    return Status(today, end, partitions, LastRun(**run) if run else None, problems)
+    return Status(today, end, partitions, _judged(engine, LastRun(**run), today) if run else None, problems)
+
+
+def _judged(engine: Engine, run: LastRun, today: date) -> LastRun:
+    """The run with what its partition range lacks now: the same verdict the run's own judgement reached."""
+    if run.partition_start is None or run.partition_end is None:
+        return run
+    last = min(run.partition_end, latest_served_date(today))
+    if last < run.partition_start:
+        return run
+    kols = active_kol_ids(engine)
+    flagged = flagged_kols(engine, kols)
+    missing = missing_dates(engine, [k for k in kols if k not in flagged], run.partition_start, last)
+    oldest = oldest_reachable_date(today, _endpoint_of(engine, run.run_id))
+    lost = sorted({d for days in missing.values() for d in days if d < oldest})
+    recent = sum(1 for days in missing.values() if any(d >= oldest for d in days))
+    return replace(run, kols_incomplete=recent, dates_lost=lost)
+
+
+def _endpoint_of(engine: Engine, run_id: str) -> Endpoint:
+    with engine.connect() as conn:
+        value = conn.scalar(text("SELECT max(endpoint) FROM pgy.fetch_log WHERE run_id = :r"), {"r": run_id})
+    return Endpoint(value) if value else Endpoint.LEGACY_V1
 
 
 def format_table(status: Status) -> str:
     """A plain table for people; `Status.to_json()` is the machine form."""
-    header = f"{'date':<10}  {'complete':>9}  {'missing':>7}  {'flagged':>7}  {'calls':>6}  {'billed':>6}  codes"
+    header = (
+        f"{'date':<10}  {'complete':>9}  {'missing':>7}  {'not served':>10}  {'flagged':>7}  {'calls':>6}  "
+        f"{'billed':>6}  codes"
+    )
     lines = [f"pgy-pipeline status (today in China: {status.today})", "", header, "-" * len(header)]
     for p in status.partitions:
         codes = " ".join(f"{code}:{n}" for code, n in sorted(p.codes.items())) or "-"
         lines.append(
             f"{p.date!s:<10}  {f'{p.kols_complete}/{p.kols_expected}':>9}  {p.kols_missing:>7}  "
-            f"{p.kols_flagged:>7}  {p.calls:>6}  {p.billed_calls:>6}  {codes}"
+            f"{p.kols_not_served:>10}  {p.kols_flagged:>7}  {p.calls:>6}  {p.billed_calls:>6}  {codes}"
         )
     lines.append("")
     run = status.last_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 
 from pgy_pipeline.warehouse.engine import embedded_url
 from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
+
+# The partitions start by default at the oldest date the API still serves; the tests also need partitions
+# older than that (dates lost for good), so they pin the first partition well before the API's horizon.
+os.environ.setdefault("PGY_PARTITIONS_START", "2025-01-01")
 
 # simulator fixtures (`simulator`, `make_client`), warehouse/Dagster fixtures (`engine`, `sim`, `instance`, `today`,
 # `yesterday`) and the production Dagster instance's (`dagster_home`, `dagster_storage_url`)

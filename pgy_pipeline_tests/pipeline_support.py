@@ -3,6 +3,7 @@ simulator, a fast-retrying client, sample KOLs, and warehouse read-backs."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -106,3 +107,61 @@ def dagster_resources(sim: Simulator, database_url: str, **api: Any) -> dict[str
         **api,
     }
     return {"trend_api": TrendApiResource(**settings), "warehouse": WarehouseResource(database_url=database_url)}
+
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def materialize_trend(
+    instance: Any, sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any
+) -> Any:
+    """`kol_fans_trend` and its checks materialised in-process over start..end, as one (backfill) run."""
+    from dagster import materialize
+
+    from pgy_pipeline.defs.assets import kol_fans_trend
+    from pgy_pipeline.defs.checks import asset_checks
+
+    return materialize(
+        [kol_fans_trend, *asset_checks],
+        resources=dagster_resources(sim, database_url, **kw.pop("api", {})),
+        instance=instance,
+        tags={RANGE_START: start, RANGE_END: end or start},
+        raise_on_error=False,
+        **kw,
+    )
+
+
+def step_failure(result: Any) -> tuple[str, dict[str, Any]]:
+    """The description and metadata of the one failed step of an in-process result."""
+    from dagster import DagsterEventType
+
+    (event,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    info = event.step_failure_data.user_failure_data
+    assert info is not None
+    return info.description or "", {k: v.value for k, v in info.metadata.items()}
+
+
+def partition_status(instance: Any, start: date, end: date) -> dict[str, str]:
+    """Dagster's status of each partition start..end as the UI shows it: MATERIALIZED, FAILED, … or MISSING."""
+    from dagster import AssetKey
+
+    from pgy_pipeline.defs.assets import partitions_def
+
+    keys = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    found = instance.get_status_by_partition(AssetKey("kol_fans_trend"), keys, partitions_def) or {}
+    return {k: (found[k].value if found.get(k) else "MISSING") for k in keys}
+
+
+@contextlib.contextmanager
+def disposed_after(instance: Any) -> Iterator[Any]:
+    """Use a persistent Dagster instance, then dispose it, without `with instance:`.
+
+    In Dagster 1.13.27 `DagsterInstance.__exit__` disposes the instance but leaves its defs-state storage set
+    as the current one (`__enter__` sets a context variable nothing resets), so a later definitions load in
+    the same test process reaches the disposed instance ("undefined DagsterInstance weakref").
+    """
+    try:
+        yield instance
+    finally:
+        instance.dispose()

@@ -11,36 +11,23 @@ from typing import Any
 
 import pytest
 from dagster import (
-    DagsterEventType,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
     IntMetadataValue,
-    materialize,
 )
 from sqlalchemy import Engine
 
-from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
-from pgy_pipeline.defs.checks import asset_checks
+from pgy_pipeline.defs.assets import partitions_def
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+from pgy_pipeline_tests.pipeline_support import materialize_trend, step_failure, stored, track
 
 
 def _run(
     instance: DagsterInstance, sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any
 ) -> ExecuteInProcessResult:
-    tags = {RANGE_START: start, RANGE_END: end or start}
-    return materialize(
-        [kol_fans_trend, *asset_checks],
-        resources=dagster_resources(sim, database_url, **kw.pop("api", {})),
-        instance=instance,
-        tags=tags,
-        raise_on_error=False,
-        **kw,
-    )
+    result: ExecuteInProcessResult = materialize_trend(instance, sim, database_url, start=start, end=end, **kw)
+    return result
 
 
 def _metadata(result: ExecuteInProcessResult) -> dict[str, Any]:
@@ -48,11 +35,7 @@ def _metadata(result: ExecuteInProcessResult) -> dict[str, Any]:
     return {k: v.value for k, v in mat.metadata.items()}
 
 
-def _failure(result: ExecuteInProcessResult) -> tuple[str, dict[str, Any]]:
-    (event,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    info = event.step_failure_data.user_failure_data
-    assert info is not None
-    return info.description or "", {k: v.value for k, v in info.metadata.items()}
+_failure = step_failure
 
 
 def test_definitions_load(yesterday: date) -> None:
@@ -109,7 +92,7 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert md["api_codes"] == {"0": 6}
     assert (md["calls_ok"], md["calls_failed"], md["calls_not_attempted"]) == (6, 0, 0)
     assert (md["rows_inserted"], md["rows_updated"], md["rows_unchanged"]) == (180, 0, 0)
-    assert md["dagster/row_count"] == 180
+    assert (md["dagster/row_count"], md["rows_written"]) == (6, 180)  # the partition holds 6; the window wrote 180
     assert (md["kols_requested"], md["kols_complete"]) == (3, 3)
     assert (md["endpoint"], md["window_days"]) == ("legacy_v1", 30)
     assert md["failed_kols"].records == []
@@ -123,6 +106,8 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert again.success
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
+    # "Row count" on the asset page is what the partition holds, not what this run wrote (nothing).
+    assert (_metadata(again)["dagster/row_count"], _metadata(again)["rows_written"]) == (6, 0)
 
     # The asset page plots numeric metadata across materialisations: calls, failures and rows are ints.
     (mat, *_) = again.asset_materializations_for_node("kol_fans_trend")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -17,15 +18,16 @@ from dagster import (
 from sqlalchemy import Engine
 
 from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import dagster_resources, kol, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, kol, stored, track
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def test_schedule_tick_targets_yesterday_in_china() -> None:
+def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     from pgy_pipeline.definitions import defs
 
     schedule = defs.resolve_schedule_def("kol_fans_trend_daily")
@@ -33,10 +35,18 @@ def test_schedule_tick_targets_yesterday_in_china() -> None:
     assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
     # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
     tick = datetime(2026, 3, 10, 6, 30, tzinfo=SHANGHAI)
-    with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    # A persistent instance: the tick reads partition status from it.
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, resources={"trend_api": TrendApiResource()},
+            repository_def=defs.get_repository_def(),
+        )  # fmt: skip
         (request,) = schedule.evaluate_tick(context).run_requests or []
-    assert request.partition_key == "2026-03-09"
+    # Nothing is materialised in this fresh instance: yesterday and every day of its 30-day window.
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        "2026-02-08",
+        "2026-03-09",
+    )
 
 
 def _tick(

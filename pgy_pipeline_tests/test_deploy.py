@@ -98,8 +98,12 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     (run,) = runs
     assert run["status"] == "SUCCESS", logs
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    partition = tick.date() - timedelta(days=1)  # the tick targets China-yesterday (of the tick's own date)
-    assert tags["dagster/partition"] == partition.isoformat()
+    partition = tick.date() - timedelta(days=1)  # China-yesterday of the tick's own date
+    # The tick targets yesterday and, on this fresh deployment, every unmaterialised day of its 30-day window.
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        (partition - timedelta(days=29)).isoformat(),
+        partition.isoformat(),
+    )
     assert len(stored(engine, partition, partition)) == 2 * len(kols)
     assert sim.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
     with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history is in Postgres, not on local disk

@@ -76,7 +76,7 @@ def test_complete_yesterday_exits_zero_and_shows_the_last_run(
     )
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert f"{yesterday}        2/2        0        1       5       5  0:4 201:1" in out
+    assert f"{yesterday}        2/2        0           0        1       5       5  0:4 201:1" in out
     assert "last run: run-1" in out and "5 call(s), 4 ok, 1 failed" in out
     assert f"OK: yesterday ({yesterday}) is complete" in out
 
@@ -116,6 +116,8 @@ def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[
         "kols_complete": 0,
         "kols_missing": 1,
         "missing": ["k1"],
+        "kols_not_served": 0,
+        "not_served": [],
         "kols_flagged": 0,
         "calls": 0,
         "billed_calls": 0,

@@ -3,8 +3,18 @@
 The asset is a thin shell over `pgy_pipeline.pipeline.run_range`: it turns the partition key range
 into dates, runs, and turns the report into metadata. A run that could not complete its range (a stop
 code, failed calls, dates too old for any window, data not yet published) still loads everything it
-fetched and then fails with one sentence per reason, so the UI shows why and the partitions stay
-un-materialised until a rerun — which bills only what is still missing — completes them.
+fetched and then fails with one sentence per reason.
+
+Partition status follows the warehouse date by date. Dagster cannot fail single partitions of a
+single-run backfill (dagster-io/dagster#17836), but it marks a partition failed only when the failed
+run planned it and did not materialise it. So before failing, the asset records an
+`AssetMaterialization` for each date of the range that is complete: those partitions turn green, and
+exactly the dates still lacking data (lost for good, not yet published, failed calls) show *Failed*
+with the run's sentence as the reason.
+
+When the newest date is merely not published yet, the step asks Dagster to retry it later
+(`RetryRequested`): the retry bills only the KOLs still lacking it, because every call whose window
+settled the range is skipped.
 """
 
 import os
@@ -12,30 +22,60 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     BackfillPolicy,
     Config,
     DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
+    MetadataValue,
+    RetryRequested,
     asset,
 )
 from pydantic import Field
 
+from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
+from pgy_pipeline.model import Endpoint
+from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, RunReport, run_range
+from pgy_pipeline.plan import china_today, oldest_reachable_date
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
-DEFAULT_PARTITIONS_START = "2025-01-01"
 API_POOL = "justone_api"
+CHECKS_FOLLOWUP_KEY = "checks_followup_range"  # read by the follow-up sensor
+DEFAULT_LAG_RETRIES = 6
+DEFAULT_LAG_WAIT_S = 1800  # 06:30 + 6 x 30 min: the morning run waits until 09:30 for a late publication
+
+
+def default_partitions_start() -> str:
+    """The oldest date the configured endpoint still serves, as of when the definitions load.
+
+    Partitions older than that could never be filled (the API only answers its last 60/90 days), and a
+    newcomer's partitions page would list hundreds of them as missing. Set PGY_PARTITIONS_START (e.g. to
+    the day you first ran the pipeline) to keep older partitions visible.
+    """
+    try:
+        endpoint = Settings.from_env().trend_endpoint
+    except ConfigError:  # a bad setting fails every run with its own sentence; the partitions still load
+        endpoint = Endpoint.LEGACY_V1
+    return oldest_reachable_date(china_today(), endpoint).isoformat()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit():
+        raise ConfigError(f"{name}={value!r} is not a whole number; set it to e.g. {default} or unset it")
+    return int(value)
+
 
 # end_offset=0 (the default): the last partition is the last *complete* China day, i.e. yesterday,
 # which is also the newest date the API serves.
 partitions_def = DailyPartitionsDefinition(
-    start_date=os.environ.get("PGY_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
+    start_date=os.environ.get("PGY_PARTITIONS_START") or default_partitions_start(),
     timezone=CHINA_TZ_NAME,
 )
 
@@ -54,6 +94,14 @@ class TrendRunConfig(Config):
         ge=1,
         description="API calls per warehouse transaction: a run that dies loses (and its retry bills again) at "
         "most this many fetched calls.",
+    )
+    publish_lag_retries: int = Field(
+        default=_env_int("PGY_PUBLISH_LAG_RETRIES", DEFAULT_LAG_RETRIES),
+        description="Times to retry the step when the API has not published the newest date yet (0: fail at once).",
+    )
+    publish_lag_wait_s: int = Field(
+        default=_env_int("PGY_PUBLISH_LAG_WAIT_S", DEFAULT_LAG_WAIT_S),
+        description="Seconds between those retries.",
     )
 
 
@@ -102,8 +150,40 @@ def kol_fans_trend(
         raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     metadata = report_metadata(report)
     problems = report.problems
-    if problems:
-        for extra in problems[1:]:
-            context.log.error(extra)
-        raise Failure(description=" ".join(problems), metadata=metadata, allow_retries=False)
-    return MaterializeResult(metadata=metadata)
+    if not problems:
+        return MaterializeResult(metadata=metadata)
+    only_lag = bool(report.unpublished) and len(problems) == 1
+    if only_lag and context.retry_number < config.publish_lag_retries:
+        context.log.warning(
+            f"{problems[0]} Retrying in {config.publish_lag_wait_s} s "
+            f"(retry {context.retry_number + 1} of {config.publish_lag_retries})."
+        )
+        raise RetryRequested(max_retries=config.publish_lag_retries, seconds_to_wait=config.publish_lag_wait_s)
+    if only_lag and config.publish_lag_retries:
+        problems = [
+            f"Still not published after {config.publish_lag_retries} retries {config.publish_lag_wait_s} s apart: "
+            + problems[0]
+        ]
+    _materialise_complete_dates(context, report)
+    if report.out_of_reach_missing and len(problems) == 1 and report.complete_dates:
+        # Only dates lost for good failed: the checks of the (materialised) reachable part run in a follow-up.
+        done = report.complete_dates
+        metadata[CHECKS_FOLLOWUP_KEY] = MetadataValue.text(f"{done[0]}..{done[-1]}")
+    for extra in problems[1:]:
+        context.log.error(extra)
+    raise Failure(description=" ".join(problems), metadata=metadata, allow_retries=False)
+
+
+def _materialise_complete_dates(context: AssetExecutionContext, report: RunReport) -> None:
+    """Mark every complete date of a failing run's range materialised, so only the incomplete ones show Failed."""
+    done = report.complete_dates
+    if not done:
+        return
+    note = MetadataValue.text(
+        f"complete in the warehouse; run {context.run.run_id} failed for other dates of "
+        f"{report.plan.start}..{report.plan.end} (see its failure)"
+    )
+    for day in done:
+        context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=day.isoformat(),
+                                               metadata={"status": note}))  # fmt: skip
+    context.log.info(f"{len(done)} complete partition(s) of the range marked materialised: {done[0]}..{done[-1]}")

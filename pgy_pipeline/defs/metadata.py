@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from pgy_pipeline.pipeline import FailedCall, RunReport
@@ -25,15 +27,15 @@ def _failed_record(f: FailedCall) -> TableRecord:
     )
 
 
-def _dates_md(report: RunReport) -> str:
-    if not report.missing:
-        return "nothing missing"
-    lines = ["| kol_id | missing dates |", "|---|---|"]
-    for kol_id, days in list(report.missing.items())[:MAX_LISTED]:
+def _dates_md(per_kol: dict[str, list[date]], what: str) -> str:
+    if not per_kol:
+        return f"nothing {what}"
+    lines = [f"| kol_id | {what} dates |", "|---|---|"]
+    for kol_id, days in list(per_kol.items())[:MAX_LISTED]:
         shown = ", ".join(str(d) for d in days[:10]) + (f" (+{len(days) - 10} more)" if len(days) > 10 else "")
         lines.append(f"| {kol_id} | {shown} |")
-    if len(report.missing) > MAX_LISTED:
-        lines.append(f"| … | {len(report.missing) - MAX_LISTED} more KOL(s) |")
+    if len(per_kol) > MAX_LISTED:
+        lines.append(f"| … | {len(per_kol) - MAX_LISTED} more KOL(s) |")
     return "\n".join(lines)
 
 
@@ -55,14 +57,20 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
         "rows_inserted": MetadataValue.int(report.rows_inserted),
         "rows_updated": MetadataValue.int(report.rows_updated),
         "rows_unchanged": MetadataValue.int(report.rows_unchanged),
-        "dagster/row_count": MetadataValue.int(report.rows_written),
+        "rows_written": MetadataValue.int(report.rows_written),
+        # "Row count" on the asset page: what the partition range holds now, not what this run changed
+        # (a rerun that finds everything in hand writes 0 rows; the table still holds them all).
+        "dagster/row_count": MetadataValue.int(report.rows_stored),
         "kols_requested": MetadataValue.int(report.kols_requested),
         "kols_complete": MetadataValue.int(report.kols_complete),
         "kols_not_served": MetadataValue.json(dict(list(report.not_served.items())[:MAX_LISTED])),
         "failed_kols": MetadataValue.table(
             records=[_failed_record(f) for f in report.failed_calls], schema=FAILED_KOLS_SCHEMA
         ),
-        "missing_dates": MetadataValue.md(_dates_md(report)),
+        "missing_dates": MetadataValue.md(_dates_md(report.missing, "missing")),
+        "kol_dates_not_served": MetadataValue.int(sum(len(v) for v in report.dates_not_served.values())),
+        "dates_not_served": MetadataValue.md(_dates_md(report.dates_not_served, "not served")),
+        "dates_unpublished": MetadataValue.json([str(d) for d in report.unpublished]),
         "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
         "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
     }

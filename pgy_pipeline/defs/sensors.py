@@ -1,17 +1,36 @@
-"""The new-KOL sensor: a KOL added (or re-added) to `pgy.tracked_kol` gets its full history at once.
+"""Sensors: backfill newly tracked KOLs, and run the checks a run lost to the API's horizon could not.
 
-The daily run only asks for yesterday; a newly tracked KOL also deserves every day the API still
-serves. The sensor watches `tracked_kol.added_at` (cursor = newest value seen) and launches one
-single-run backfill over the largest window, for the new KOLs alone, named in the run config (and
-counted in a tag). On its very first tick every tracked KOL counts as new: that is the initial load.
+The new-KOL sensor: the daily run only asks for yesterday; a newly tracked KOL also deserves every
+day the API still serves. The sensor watches `tracked_kol.added_at` (cursor = newest value seen) and
+launches one single-run backfill over the largest window, for the new KOLs alone, named in the run
+config (and counted in a tag). On its very first tick every tracked KOL counts as new: that is the
+initial load.
+
+The follow-up sensor: a backfill over a range that reaches past the API's horizon loads every
+reachable date, marks those partitions materialised and fails for the dates lost for good. Dagster
+then skips the run's asset checks (their step depends on the failed one), and it cannot fail only
+some partitions of a single run (dagster-io/dagster#17836). So when a run failed for lost dates alone,
+this sensor launches one run over the reachable part: everything is in hand, it bills nothing, and
+its checks run over exactly those partitions.
 """
 
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
 
 from pgy_pipeline.api.endpoints import max_window_days
-from pgy_pipeline.defs.assets import partitions_def
+from pgy_pipeline.defs.assets import CHECKS_FOLLOWUP_KEY, partitions_def
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.model import Endpoint
@@ -59,3 +78,37 @@ def new_kols_sensor(
         for i, batch in enumerate(new_ids[j : j + KOLS_PER_RUN] for j in range(0, len(new_ids), KOLS_PER_RUN))
     ]
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+@run_failure_sensor(
+    name="kol_fans_trend_checks_followup",
+    request_job=kol_fans_trend_job,
+    default_status=DefaultSensorStatus.RUNNING,  # bills nothing: it only re-reads what the failed run loaded
+    description="After a run failed only for dates older than the API serves, checks its reachable partitions.",
+)
+def checks_followup_sensor(context: RunFailureSensorContext) -> RunRequest | SkipReason:
+    for event in context.get_step_failure_events():
+        info = event.step_failure_data.user_failure_data
+        value = info.metadata.get(CHECKS_FOLLOWUP_KEY) if info is not None else None
+        if value is not None and isinstance(value.value, str):
+            start, end = value.value.split("..")
+            kol_ids = _run_kol_ids(context.dagster_run.run_config)
+            scoped = {"kol_ids": kol_ids} if kol_ids else {}  # the same KOLs as the failed run, never more
+            return RunRequest(
+                run_key=f"checks-followup:{context.dagster_run.run_id}",
+                run_config={"ops": {"kol_fans_trend": {"config": scoped}}} if scoped else {},
+                tags={
+                    "dagster/asset_partition_range_start": start,
+                    "dagster/asset_partition_range_end": end,
+                    "pgy/followup_of": context.dagster_run.run_id,
+                },
+            )
+    return SkipReason("the run failed for more than dates lost to the API's horizon; nothing to follow up")
+
+
+def _run_kol_ids(run_config: Mapping[str, Any]) -> list[str] | None:
+    """The `kol_ids` a run was scoped to in its run config (None: all active KOLs)."""
+    node: Any = run_config
+    for key in ("ops", "kol_fans_trend", "config", "kol_ids"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return [str(k) for k in node] if isinstance(node, list) else None

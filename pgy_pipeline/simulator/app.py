@@ -89,6 +89,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._rng = random.Random(stable_seed(self.config.seed, "faults"))
         self._injections: dict[str, list[_Injection]] = {}
+        self._kol_lag: dict[str, int] = {}  # extra publish lag for single KOLs
         self._calls: list[CallRecord] = []
         self._billed = 0
         self._http: HttpServer | None = None
@@ -162,6 +163,15 @@ class Simulator:
         """The latest dateKey served: yesterday, minus the publish lag."""
         return self.today - timedelta(days=1 + self.config.publish_lag_days)
 
+    def delay_publication(self, kol_id: str, days: int) -> None:
+        """Publish `kol_id` `days` later than the others (0: on time again), as when the platform lags per account."""
+        with self._lock:
+            self._kol_lag[kol_id] = days
+
+    def latest_for(self, kol_id: str) -> date:
+        """The newest dateKey served for `kol_id`: the global latest minus that KOL's own lag."""
+        return self.latest_date - timedelta(days=self._kol_lag.get(kol_id, 0))
+
     def inject(self, kol_id: str, fault: str, times: int | None = None, series: Series | None = None) -> None:
         """Answer requests for `kol_id` (one series or both) with `fault`, `times` times (None: always)."""
         _check_fault(fault)
@@ -179,6 +189,23 @@ class Simulator:
     def jump(self, kol_id: str, date_key: date, delta: int) -> None:
         """Move the KOL's total by `delta` from `date_key` on (see SeriesBook.jump)."""
         self.book.jump(kol_id, date_key, delta)
+
+    def start_history(self, kol_id: str, first_date: date) -> None:
+        """A young account: windows list only dates from `first_date` on (a shorter list)."""
+        self.book.start_history(kol_id, first_date)
+
+    def punch_hole(self, kol_id: str, day: date) -> None:
+        """A permanent hole: every window covering `day` leaves it out for `kol_id`."""
+        self.book.punch_hole(kol_id, day)
+
+    @property
+    def publish_lag_days(self) -> int:
+        return self.config.publish_lag_days
+
+    @publish_lag_days.setter
+    def publish_lag_days(self, days: int) -> None:
+        """Publish late (0: yesterday is served; 1: the newest date is the day before yesterday)."""
+        self.config.publish_lag_days = days
 
     def truth(self, kol_id: str, series: Series, day: date) -> int | None:
         """What the platform reports now for that KOL, series and date (ground truth for tests)."""
@@ -222,7 +249,7 @@ class Simulator:
         return None
 
     def _reply(self, trend: TrendQuery, fault: str | None, target: str) -> Reply:
-        latest = self.latest_date
+        latest = self.latest_for(trend.kol_id)
         if fault is None and self.config.restate_rate:
             self._maybe_restate(trend, latest)
 

@@ -48,6 +48,8 @@ class SeriesBook:
         self._walks: OrderedDict[str, array[int]] = OrderedDict()
         self._overrides: dict[tuple[str, Series, date], int] = {}
         self._jumps: dict[str, list[tuple[date, int]]] = {}
+        self._first_dates: dict[str, date] = {}  # young accounts: no data before this date
+        self._holes: set[tuple[str, date]] = set()  # dates the platform never serves for a KOL
         self._lock = threading.Lock()
 
     def _total_walk(self, kol_id: str, until: date) -> array[int]:
@@ -65,8 +67,8 @@ class SeriesBook:
         return walk
 
     def truth(self, kol_id: str, series: Series, day: date) -> int | None:
-        """The value the platform would report today for `day` (None before the KOL's first date)."""
-        if day < ANCHOR:
+        """The value the platform would report today for `day` (None before the KOL's first date or in a hole)."""
+        if day < max(ANCHOR, self._first_dates.get(kol_id, ANCHOR)) or (kol_id, day) in self._holes:
             return None
         override = self._overrides.get((kol_id, series, day))
         if override is not None:
@@ -101,6 +103,16 @@ class SeriesBook:
         """
         with self._lock:
             self._jumps.setdefault(kol_id, []).append((day, delta))
+
+    def start_history(self, kol_id: str, first_date: date) -> None:
+        """Make `kol_id` a young account: nothing is served for dates before `first_date` (both series)."""
+        with self._lock:
+            self._first_dates[kol_id] = first_date
+
+    def punch_hole(self, kol_id: str, day: date) -> None:
+        """Never serve `day` for `kol_id` (both series), as the platform sometimes leaves a date out."""
+        with self._lock:
+            self._holes.add((kol_id, day))
 
     def restate(self, kol_id: str, series: Series, day: date, new_num: int) -> None:
         """From now on report `new_num` for that date (a restated total also moves new fans on d and d+1)."""

@@ -41,6 +41,7 @@ from pgy_pipeline.model import SeriesKey, TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.merge import DIFF_DDL, LoadCounts, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
+from pgy_pipeline.warehouse.not_served import record_not_served
 from pgy_pipeline.warehouse.prefetch import in_background
 from pgy_pipeline.warehouse.series_runs import (
     COPY_HEADER,
@@ -233,7 +234,8 @@ def load_points(
 
     `fetch_ids` maps (kol_id, increase_type) to the pgy.fetch_log id of the call that delivered that
     series (recorded on inserted/updated rows and on revisions); those calls are marked `loaded` in
-    pgy.fetch_log by the load's own transaction. Raises LoadRejected, having written nothing, when any
+    pgy.fetch_log by the load's own transaction, which also records the dates their windows covered but did
+    not contain as not served (pgy.kol_fans_not_served). Raises LoadRejected, having written nothing, when any
     point is invalid or one key arrives twice with different nums.
     """
     if batch_size < 1:
@@ -252,6 +254,7 @@ def load_points(
             counts = loader.merge()
             if fetch_ids:  # the calls' rows are in: said by this same transaction, so never said falsely
                 conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_ids.values()),))
+                record_not_served(conn, fetch_ids.values())  # dates these windows covered but did not contain
             conn.commit()
         except BaseException:
             conn.rollback()

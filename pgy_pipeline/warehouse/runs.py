@@ -31,25 +31,24 @@ def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[st
 def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> set[tuple[str, Series]]:
     """(KOL, series) whose data for start..end is already in hand, so a rerun need not bill them again.
 
-    In hand means: the warehouse has every date of the range, or a successful call's window covered
-    the whole range (the API may leave a hole; calling again would not fill it) AND that call's rows
-    are in the warehouse, or the API said "no such KOL" (201, billed) for a run over this very range.
+    In hand means: every date of the range is stored, or recorded as not served (a successful window
+    covered it and the API left it out; calling again would not bring it), or the API said "no such
+    KOL" (201, billed) for a run over this very range.
 
-    "Its rows are in the warehouse": the call is logged before its rows are loaded, so a run killed
-    (or cut off from Postgres) inside the load leaves an `ok` call whose rows were rolled back; such a
-    call must be made again. `fetch_log.loaded` is set by the load's own transaction, so it is true
-    exactly when the rows were committed.
+    Both tables are written by the load's own transaction, so a run killed (or cut off from Postgres)
+    inside the load leaves nothing that counts as in hand, and a row deleted afterwards is fetched again.
     """
     if not kol_ids:
         return set()
     sql = """
-        select kol_id, increase_type from pgy.kol_fans_trend
-         where kol_id = any(:ids) and date_key between :start and :end
+        select kol_id, increase_type from (
+            select kol_id, increase_type from pgy.kol_fans_trend
+             where kol_id = any(:ids) and date_key between :start and :end
+            union all
+            select kol_id, increase_type from pgy.kol_fans_not_served
+             where kol_id = any(:ids) and date_key between :start and :end
+        ) settled
          group by kol_id, increase_type having count(*) = :days
-        union
-        select f.kol_id, f.increase_type from pgy.fetch_log f
-         where f.kol_id = any(:ids) and f.is_final and f.outcome = :ok
-           and f.first_date_key <= :start and f.last_date_key >= :end and f.loaded
         union
         select kol_id, increase_type from pgy.fetch_log
          where kol_id = any(:ids) and is_final and outcome = :no_content
@@ -60,7 +59,6 @@ def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         "start": start,
         "end": end,
         "days": (end - start).days + 1,
-        "ok": Outcome.OK.value,
         "no_content": Outcome.NO_CONTENT.value,
     }
     with engine.connect() as conn:
@@ -80,16 +78,20 @@ def flagged_kols(engine: Engine, kol_ids: Sequence[str]) -> dict[str, tuple[int 
 
 
 def missing_dates(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> dict[str, list[date]]:
-    """Per KOL, the dates in start..end lacking either series (KOLs with nothing missing are left out)."""
+    """Per KOL, the dates in start..end where a series is neither stored nor recorded as not served by the API.
+
+    KOLs with nothing missing are left out. A not-served date (pgy.kol_fans_not_served) is settled: asking
+    the API again would not bring it, so it never makes a partition incomplete.
+    """
     if not kol_ids or end < start:
         return {}
     sql = """
         select k.kol_id, d.day::date
           from unnest(cast(:ids as text[])) as k(kol_id)
          cross join generate_series(cast(:start as date), cast(:end as date), interval '1 day') as d(day)
-          left join pgy.kol_fans_trend t on t.kol_id = k.kol_id and t.date_key = d.day::date
-         group by k.kol_id, d.day
-        having count(t.kol_id) < 2
+         where (select count(*) from pgy.kol_fans_trend t where t.kol_id = k.kol_id and t.date_key = d.day::date)
+             + (select count(*) from pgy.kol_fans_not_served n where n.kol_id = k.kol_id and n.date_key = d.day::date)
+               < 2
          order by k.kol_id, d.day
     """
     out: dict[str, list[date]] = {}
@@ -97,6 +99,13 @@ def missing_dates(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         for kol_id, day in conn.execute(text(sql), {"ids": list(kol_ids), "start": start, "end": end}):
             out.setdefault(kol_id, []).append(day)
     return out
+
+
+def stored_rows(engine: Engine, start: date, end: date) -> int:
+    """Rows in pgy.kol_fans_trend for dates start..end (every KOL, both series): what the partitions hold."""
+    with engine.connect() as conn:
+        sql = "select count(*) from pgy.kol_fans_trend where date_key between :start and :end"
+        return int(conn.scalar(text(sql), {"start": start, "end": end}) or 0)
 
 
 @dataclass(frozen=True)
@@ -113,14 +122,19 @@ def series_gaps(engine: Engine, as_of: date, days: int = 60) -> list[SeriesGap]:
     """Holes in each active KOL's series over the `days` days ending `as_of`.
 
     A hole is a date missing between the first and last date the series has in that span; a series
-    that merely stops early is the freshness check's business, not this one's.
+    that merely stops early is the freshness check's business, not this one's. A date the API covered
+    but does not serve (pgy.kol_fans_not_served) is settled, not a hole: no backfill would fill it.
     """
     sql = """
-        with t as (
+        with settled as (
+            select kol_id, increase_type, date_key from pgy.kol_fans_trend where date_key between :lo and :hi
+            union all
+            select kol_id, increase_type, date_key from pgy.kol_fans_not_served where date_key between :lo and :hi
+        ),
+        t as (
             select t.kol_id, t.increase_type, t.date_key,
                    lead(t.date_key) over (partition by t.kol_id, t.increase_type order by t.date_key) as next_key
-              from pgy.kol_fans_trend t join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
-             where t.date_key between :lo and :hi
+              from settled t join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
         )
         select kol_id, increase_type, sum(next_key - date_key - 1)::int, min(date_key + 1)
           from t where next_key - date_key > 1
@@ -177,10 +191,17 @@ def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, i
 
 
 def stale_kols(engine: Engine, as_of: date, max_age_days: int = 2) -> list[tuple[str, date | None]]:
-    """Active, unflagged KOLs whose newest date_key is older than `as_of - max_age_days` (or who have none)."""
+    """Active, unflagged KOLs whose newest settled date is older than `as_of - max_age_days` (or who have none).
+
+    Settled: stored, or covered by a successful window that did not contain it (not served): a KOL the
+    API answers for every day is being fetched, whatever the platform has for it.
+    """
     sql = """
         select k.kol_id, max(t.date_key)
-          from pgy.tracked_kol k left join pgy.kol_fans_trend t on t.kol_id = k.kol_id
+          from pgy.tracked_kol k
+          left join (select kol_id, date_key from pgy.kol_fans_trend
+                     union all
+                     select kol_id, date_key from pgy.kol_fans_not_served) t on t.kol_id = k.kol_id
          where k.active and k.last_error_at is null
          group by k.kol_id
         having max(t.date_key) is null or max(t.date_key) < :oldest
