@@ -54,6 +54,11 @@ def _worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
     return None
 
 
+def _trend_runs(instance: DagsterInstance) -> list[DagsterRun]:
+    """Runs of the daily job (the daemon's automation also starts kol_fans_anomaly runs after the trend lands)."""
+    return [r for r in instance.get_runs() if r.job_name == "kol_fans_trend_job"]
+
+
 def _launch(env: dict[str, str], run_config: dict[str, object], partition: date) -> None:
     """Submit a run of the daily job as an operator would; the daemon's queue launches it."""
     subprocess.run(
@@ -101,7 +106,7 @@ def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_call
     with process_group() as processes, DagsterInstance.from_config(str(dagster_home)) as instance:
         spawn([str(BIN / "dagster-daemon"), "run", *TARGET], env, daemon_log, processes)
         _launch(env, {"ops": {"kol_fans_trend": {"config": {"chunk_calls": 4}}}}, yesterday)
-        (first,) = instance.get_runs()
+        (first,) = _trend_runs(instance)
 
         # Mid-run: KOLs 0-3 committed (8 calls), calls for KOLs 4-7 on the wire, nothing of theirs committed.
         wait_until(lambda: _committed_calls(engine) == 8, "two committed chunks", DAEMON_WAIT_S)
@@ -113,7 +118,7 @@ def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_call
         sim.held = set()  # the retry's calls are answered; the dead worker's stay held (never billed)
 
         def retried() -> DagsterRun | None:
-            runs = instance.get_runs()
+            runs = _trend_runs(instance)
             retries = [r for r in runs if r.parent_run_id == first.run_id]
             return retries[0] if retries and retries[0].is_finished else None
 
@@ -125,7 +130,7 @@ def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_call
         assert retry.status == DagsterRunStatus.SUCCESS, f"{_messages(instance, retry)[-3000:]}\n{logs}"
         assert retry.tags["dagster/retry_number"] == "1"
         assert retry.tags["dagster/partition"] == yesterday.isoformat()
-        assert len(instance.get_runs()) == 2
+        assert len(_trend_runs(instance)) == 2
 
         assert sim.billed_calls == 8 + 8  # the retry billed only KOLs 4-7: the committed calls were not re-fetched
         assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == set(kols)
@@ -134,13 +139,13 @@ def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_call
         sim.inject(kols[0], "code_100")
         _launch(env, {"ops": {"kol_fans_trend": {"config": {"force": True}}}}, yesterday)
         stopped = wait_until(
-            lambda: next((r for r in instance.get_runs() if r.run_id not in {first.run_id, retry.run_id}), None),
+            lambda: next((r for r in _trend_runs(instance) if r.run_id not in {first.run_id, retry.run_id}), None),
             "the forced run",
         )
         wait_until(lambda: "Not retrying run since it failed due to an asset or op failure" in _messages(
             instance, stopped), "the daemon's decision not to retry", DAEMON_WAIT_S)  # fmt: skip
         assert check_status(instance, stopped) == DagsterRunStatus.FAILURE
-        assert [r for r in instance.get_runs() if r.parent_run_id == stopped.run_id] == []
+        assert [r for r in _trend_runs(instance) if r.parent_run_id == stopped.run_id] == []
 
 
 def check_status(instance: DagsterInstance, run: DagsterRun) -> DagsterRunStatus:
