@@ -21,7 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.defs.metadata import report_metadata
+from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
@@ -83,7 +83,7 @@ def kol_fans_trend(
             )
     except WarehouseUnavailable as exc:  # the sentence says what to do; the driver's traceback would bury it
         raise Failure(description=str(exc), allow_retries=True) from None
-    metadata = report_metadata(report)
+    metadata = {**report_metadata(report), **concurrency_metadata(client.flow)}
     problems = report.problems
     if problems:
         for extra in problems[1:]:

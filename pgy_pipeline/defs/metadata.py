@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from pgy_pipeline.api.concurrency import ConcurrencyLimit
 from pgy_pipeline.pipeline import FailedCall, RunReport
 from pgy_pipeline.warehouse.runs import MAX_LISTED
 
@@ -65,4 +66,13 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
         "missing_dates": MetadataValue.md(_dates_md(report)),
         "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
         "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
+    }
+
+
+def concurrency_metadata(flow: ConcurrencyLimit) -> dict[str, MetadataValue]:
+    """The calls-in-flight level the client found: the highest reached, where it ended, how often it was cut."""
+    return {
+        "concurrency_reached": MetadataValue.int(flow.peak),
+        "concurrency_final": MetadataValue.int(flow.limit),
+        "concurrency_cuts": MetadataValue.int(flow.cuts),
     }
