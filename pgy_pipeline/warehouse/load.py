@@ -33,7 +33,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
-from itertools import groupby, islice
+from itertools import islice
 from typing import NamedTuple
 
 from sqlalchemy import Engine
@@ -49,8 +49,8 @@ from pgy_pipeline.warehouse.series_runs import (
     LoadRejected,
     Run,
     copy_rows,
+    group_runs,
     int8_array,
-    split_consecutive,
     to_runs,
 )
 
@@ -110,12 +110,33 @@ def newest_stored(conn: PgConnection, series: Iterable[SeriesKey]) -> dict[Serie
     return {(k, t): _NO_ROWS if newest is None else newest for k, t, newest in rows}
 
 
-def _series_of(point: TrendPoint) -> SeriesKey:
-    return (point.kol_id, point.increase_type)
-
-
 _COPY_CHUNK = 256 * 1024
 _NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
+
+
+def copy_runs(
+    conn: PgConnection,
+    direct: Iterable[tuple[Run, int]],
+    fetch_ids: Mapping[SeriesKey, int],
+    table: str = "pgy.kol_fans_trend",
+) -> None:
+    """Binary COPY of each run's points after its first `skip` into `table` (a trusted name, never user input),
+    sent in ~256 kB pieces so the server indexes while we encode. The upsert benchmark's plain-COPY yardstick
+    calls this too, so both sides of its ratio encode and send rows the same way."""
+    with conn.cursor().copy(
+        f"COPY {table} (kol_id, date_key, increase_type, num, fetch_log_id) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        pending = [COPY_HEADER]
+        size = 0
+        for run, skip in direct:
+            encoded = copy_rows(run, skip, fetch_ids.get((run.kol_id, run.increase_type)))
+            pending.append(encoded)
+            size += len(encoded)
+            if size >= _COPY_CHUNK:
+                copy.write(b"".join(pending))
+                pending, size = [], 0
+        pending.append(COPY_TRAILER)
+        copy.write(b"".join(pending))
 
 
 class _Loader:
@@ -144,13 +165,7 @@ class _Loader:
     def add_batch(self, points: Sequence[TrendPoint]) -> None:
         """Stage points WITHOUT validating them: the layer load_points' validation protects (tests use it to
         show that even unvalidated values reach the database only as COPY data, never as SQL)."""
-        runs: list[Run] = []
-        for (kol_id, increase_type), group in groupby(points, key=_series_of):
-            rows = list(group)
-            runs += split_consecutive(
-                kol_id, increase_type, [p.date_key.toordinal() for p in rows], [p.num for p in rows]
-            )
-        self.add_runs(runs)
+        self.add_runs(group_runs(points))
 
     def add_runs(self, runs: list[Run], newest_hint: Mapping[SeriesKey, int] | None = None) -> None:
         """COPY the points beyond each series' newest date straight into the target; stage the rest.
@@ -201,21 +216,7 @@ class _Loader:
             check_batch(self.conn, checked)
 
     def _copy_direct(self, direct: list[tuple[Run, int]]) -> None:
-        """Binary COPY into the target, sent in ~256 kB pieces so the server indexes while we encode."""
-        with self.conn.cursor().copy(
-            "COPY pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            pending = [COPY_HEADER]
-            size = 0
-            for run, skip in direct:
-                encoded = copy_rows(run, skip, self.fetch_ids.get((run.kol_id, run.increase_type)))
-                pending.append(encoded)
-                size += len(encoded)
-                if size >= _COPY_CHUNK:
-                    copy.write(b"".join(pending))
-                    pending, size = [], 0
-            pending.append(COPY_TRAILER)
-            copy.write(b"".join(pending))
+        copy_runs(self.conn, direct, self.fetch_ids)
 
     def merge(self) -> LoadCounts:
         """Diff the staged runs against the stored rows and write only what differs (see module docstring)."""
