@@ -12,6 +12,7 @@ holds one chunk of responses in memory, not all of them.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class RunReport:
     not_served: dict[str, str] = field(default_factory=dict)  # KOLs the API flags (201/400) → message
     missing: dict[str, list[date]] = field(default_factory=dict)  # served KOL → dates without both series
     stop: StopRun | None = None
+    load_s: float = 0.0  # seconds spent recording calls and loading rows (the rest of a run is mostly waiting)
 
     @property
     def kols_requested(self) -> int:
@@ -137,6 +139,7 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
     """Record one chunk's calls in the fetch log, load its points, flag KOLs, and count."""
     if not results:
         return
+    started = time.perf_counter()
     p = report.plan
     fetch_ids = record_calls(engine, results, run_id=report.run_id, partition_start=p.start, partition_end=p.end)
     points = [pt for r in results if r.outcome is Outcome.OK for pt in r.points]
@@ -147,6 +150,7 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
         report.rows_unchanged += counts.unchanged
     report.rows_received += len(points)
     flag_results(engine, results)
+    report.load_s += time.perf_counter() - started
     for r in results:
         for a in r.attempts:
             report.api_codes[_code_key(a)] += 1

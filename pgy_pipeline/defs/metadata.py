@@ -66,6 +66,7 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
         "missing_dates": MetadataValue.md(_dates_md(report)),
         "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
         "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
+        "load_seconds": MetadataValue.float(round(report.load_s, 3)),
     }
 
 
