@@ -51,13 +51,26 @@ def _limited_round(flow: ConcurrencyLimit) -> None:
         flow.release(slot)
 
 
-def test_the_level_rises_one_per_full_clean_round() -> None:
-    flow = ConcurrencyLimit(2, 1, 10)
-    _clean_round(flow)
-    assert flow.limit == 3
+def test_the_level_doubles_per_clean_round_until_limited_then_rises_by_one() -> None:
+    flow = ConcurrencyLimit(2, 1, 40)
     _clean_round(flow)
     assert flow.limit == 4
-    assert flow.peak == 4
+    _clean_round(flow)
+    assert flow.limit == 8
+    _limited_round(flow)
+    assert flow.limit == 4  # the first refusal halves: the last doubling overshot by up to 2x
+    _clean_round(flow)
+    assert flow.limit == 5
+    _clean_round(flow)
+    assert flow.limit == 6
+    assert flow.peak == 8
+
+
+def test_slow_start_stops_at_the_maximum() -> None:
+    flow = ConcurrencyLimit(4, 1, 10)
+    for _ in range(3):
+        _clean_round(flow)
+    assert flow.limit == flow.peak == 10
 
 
 def test_a_level_nobody_fills_is_not_raised() -> None:
@@ -70,23 +83,25 @@ def test_a_level_nobody_fills_is_not_raised() -> None:
 
 
 def test_a_rate_limit_answer_cuts_once_per_episode() -> None:
-    flow = ConcurrencyLimit(8, 1, 10)
+    flow = ConcurrencyLimit(16, 1, 20)
+    _limited_round(flow)  # the end of slow start: 16 -> 8
     slots = _fill(flow)
     flow.release(slots[0], limited=True)
-    assert flow.limit == 6  # a quarter off
+    assert flow.limit == 6  # later refusals: a quarter off
     for slot in slots[1:4]:  # sent at the old level: the same episode, no further cut
         flow.release(slot, limited=True)
-    assert (flow.limit, flow.cuts) == (6, 1)
+    assert (flow.limit, flow.cuts) == (6, 2)
     for slot in slots[4:]:
         flow.release(slot, clean=True)
     again = flow.acquire()
     assert again is not None
     flow.release(again, limited=True)  # sent after the cut: a new episode
-    assert (flow.limit, flow.cuts) == (5, 2)
+    assert (flow.limit, flow.cuts) == (5, 3)
 
 
 def test_just_below_a_limited_level_it_waits_before_probing_again() -> None:
-    flow = ConcurrencyLimit(8, 1, 20)
+    flow = ConcurrencyLimit(16, 1, 20)
+    _limited_round(flow)  # the end of slow start: 16 -> 8
     _limited_round(flow)  # limited at 8: down to 6
     assert flow.limit == 6
     _clean_round(flow)

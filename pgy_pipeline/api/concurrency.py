@@ -4,11 +4,13 @@ The Just One API enforces a rate limit it does not publish, and it may change. A
 either too low (a large KOL set takes hours longer than it must) or too high (rate-limit answers,
 retries, wasted time). `ConcurrencyLimit` finds the level instead, the way TCP finds a link's capacity:
 
-* start at a modest level;
-* raise it by one after a full "round" of clean answers (as many clean answers as the current level)
-  in which the level was actually used -- a level nobody fills teaches nothing;
-* on a rate-limit answer (302 / HTTP 429) cut it by a quarter, once per episode: answers to requests
-  sent before the cut were sent at the old level and do not cut again;
+* start at a modest level and double it after every full "round" of clean answers (as many clean
+  answers as the current level) in which the level was actually used -- a level nobody fills teaches
+  nothing -- until the first rate-limit answer ("slow start": a large KOL set reaches a high level in a
+  few round trips); that first answer halves the level, since the last doubling overshot by up to 2x;
+* from then on, raise it by one per full clean round, and cut it by a quarter on a rate-limit answer
+  (302 / HTTP 429), once per episode: answers to requests sent before the cut were sent at the old
+  level and do not cut again;
 * remember the level that was limited: from just below it upwards, every further step waits for
   several clean rounds -- twice as many each time about the same level is limited again, half as many
   each time a step holds -- so a run settles just below the limit with few rate-limit answers, yet
@@ -101,12 +103,13 @@ class ConcurrencyLimit:
         if slot.epoch != self._epoch:
             return  # sent before the last cut: that cut already answered this episode
         level = self._limit
-        if self._limited_at is not None and level <= self._limited_at + 2:
+        if self._limited_at is not None and abs(level - self._limited_at) <= 2:
             self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)  # about the same limit again
         else:
             self._probe_rounds = FIRST_PROBE_ROUNDS
         self._limited_at = level
-        self._limit = max(self.minimum, level - max(1, int(level * CUT_FRACTION)))
+        cut = level // 2 if self.cuts == 0 else max(1, int(level * CUT_FRACTION))  # slow start overshot: halve
+        self._limit = max(self.minimum, level - cut)
         self._epoch += 1
         self.cuts += 1
         self._new_round()
@@ -125,7 +128,7 @@ class ConcurrencyLimit:
             return  # just below the level that was limited: wait before probing it again
         if self._limited_at is not None and self._limit >= self._limited_at:
             self._probe_rounds = max(FIRST_PROBE_ROUNDS, self._probe_rounds // 2)  # the limited level held
-        self._limit += 1
+        self._limit = min(self.maximum, self._limit * 2) if self.cuts == 0 else self._limit + 1
         self._rounds = 0
         self.peak = max(self.peak, self._limit)
         self._cond.notify_all()

@@ -19,7 +19,7 @@ from pgy_pipeline.warehouse.dbapi import PgConnection
 # Per table (an index counts for its table; "?" for relations since dropped or truncated), from each record's
 # first block reference "blkref #0: rel <tablespace>/<database>/<relfilenode> ...".
 _RECORDS = """
-SELECT coalesce(t.relname, c.relname, '?'), sum(w.record_length)::bigint
+SELECT coalesce(t.relname, c.relname, '?'), sum(w.record_length)::bigint, sum(w.fpi_length)::bigint
   FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) AS w
   LEFT JOIN pg_class c ON c.relfilenode = split_part(split_part(w.block_ref, ' ', 4), '/', 3)::oid
   LEFT JOIN pg_index i ON i.indexrelid = c.oid
@@ -37,6 +37,7 @@ class WalMeter:
         self.conn = conn
         self.scope = "cluster"
         self._slot = f"pgy_bench_wal_{conn.info.backend_pid}"
+        self.last_fpi_bytes: int | None = None  # full-page images in the last measurement (scope "database")
         with contextlib.suppress(psycopg.Error):
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
             conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", (self._slot,))
@@ -63,4 +64,5 @@ class WalMeter:
             rows = self.conn.execute(_RECORDS, (start, self._pattern)).fetchall()
         finally:
             self.conn.execute("SELECT pg_drop_replication_slot(%s)", (self._slot,))
-        return {str(table): int(size) for table, size in rows}
+        self.last_fpi_bytes = sum(int(fpi) for _, _, fpi in rows)
+        return {str(table): int(size) for table, size, _ in rows}
