@@ -1,4 +1,4 @@
-"""Configuration from the environment (DESIGN.md §6), with the API token kept out of every repr.
+"""Configuration from the environment (the PGY_* variables), with the API token kept out of every repr.
 
 The Dagster resources accept the same settings as config; this module is what the CLI, the demo and
 the domain code read when no Dagster is involved.

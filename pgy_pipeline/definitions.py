@@ -1,22 +1,28 @@
-"""`defs`: what `dagster dev -w workspace.yaml`, `dagster asset materialize -m pgy_pipeline.definitions`
-and the webserver load. Everything is configured from the environment (DESIGN.md §6)."""
+"""`defs`: what `dagster dev -w workspace.yaml`, `dg dev`, `dagster asset materialize -m pgy_pipeline.definitions`
+and the webserver load.
+
+Everything Dagster-shaped in the `pgy_pipeline/defs/` folder is loaded from the folder itself, as a `dg` project
+does: an asset, check, job, schedule or sensor module added there (by hand or with `dg scaffold defs`) is part of
+the code location without being listed anywhere. The folder is loaded from the installed package
+(`ComponentTree.from_module`), not by looking for `pyproject.toml`, so a wheel install in a container loads the same
+definitions as a source checkout. The resources are bound here, configured from the environment.
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions
+import warnings
+from pathlib import Path
 
-from pgy_pipeline.defs.assets import kol_fans_trend
-from pgy_pipeline.defs.checks import asset_checks
-from pgy_pipeline.defs.jobs import kol_fans_trend_job
+from dagster import ComponentTree, Definitions, PreviewWarning
+
+import pgy_pipeline.defs
 from pgy_pipeline.defs.resources import default_resources
-from pgy_pipeline.defs.schedules import daily_schedule
-from pgy_pipeline.defs.sensors import new_kols_sensor
 
-defs = Definitions(
-    assets=[kol_fans_trend],
-    asset_checks=asset_checks,
-    jobs=[kol_fans_trend_job],
-    schedules=[daily_schedule],
-    sensors=[new_kols_sensor],
-    resources=default_resources(),
-)
+_PACKAGE_ROOT = Path(pgy_pipeline.defs.__file__).resolve().parents[1]
+
+with warnings.catch_warnings():
+    # The folder loader marks its own internals as preview; `load_from_defs_folder` silences the same notices.
+    warnings.simplefilter("ignore", PreviewWarning)
+    _folder = ComponentTree.from_module(defs_module=pgy_pipeline.defs, project_root=_PACKAGE_ROOT.parent).build_defs()
+
+defs = Definitions.merge(_folder, Definitions(resources=default_resources()))

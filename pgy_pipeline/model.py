@@ -1,7 +1,7 @@
 """The few value types every stage shares: series, endpoint variants and trend points.
 
 Kept free of I/O and of Dagster so that the API client, the warehouse and the Dagster layer can all
-depend on it without depending on each other (DESIGN.md §3: data flows one way).
+depend on it without depending on each other (data flows one way: api → plan → fetch → warehouse → Dagster).
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class TrendPoint(NamedTuple):
     num: int
 
 
+# One series of one KOL as the warehouse keys it: (kol_id, increase_type).
+SeriesKey = tuple[str, str]
+
+
 class InvalidKolId(ValueError):
     """A KOL id that cannot be a Xiaohongshu user id; raised before anything touches the network or database."""
 
@@ -74,10 +78,6 @@ class Outcome(StrEnum):
     FAILED = "failed"  # final: retries exhausted, or an undocumented code that is not retried
     STOPPED = "stopped"  # a stop-the-run code (100, 303, 600, 601, HTTP 401/403)
     NOT_ATTEMPTED = "not_attempted"  # final: never sent because the run was stopped first
-
-    @property
-    def is_success(self) -> bool:
-        return self is Outcome.OK
 
 
 class CallRequest(NamedTuple):

@@ -18,8 +18,18 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
 
-TODAY = china_today()  # the wall clock decides Dagster's partitions, so the simulator follows it too
-YESTERDAY = TODAY - timedelta(days=1)
+
+@pytest.fixture
+def today() -> date:
+    """China's date, read when the test starts (never at import): the wall clock decides Dagster's partitions and
+    the default simulator follows it, so a session crossing China midnight (16:00 UTC) keeps each test consistent."""
+    return china_today()
+
+
+@pytest.fixture
+def yesterday(today: date) -> date:
+    """The newest date the API serves on `today`: the daily partition."""
+    return today - timedelta(days=1)
 
 
 def kol(i: int) -> str:

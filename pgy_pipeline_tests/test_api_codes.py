@@ -1,4 +1,4 @@
-"""Every business code's action (DESIGN.md §2), end to end through the simulator's real HTTP."""
+"""Every business code's action, end to end through the simulator's real HTTP."""
 
 from __future__ import annotations
 

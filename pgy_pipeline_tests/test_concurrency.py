@@ -11,29 +11,30 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
-from pgy_pipeline_tests.pipeline_support import TODAY, YESTERDAY, stored, track
+from pgy_pipeline_tests.pipeline_support import stored, track
 from pgy_pipeline_tests.sim import fast_client
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _backfill(database_url: str, sim: Simulator, start: date, end: date) -> subprocess.Popen[str]:
+def _backfill(database_url: str, sim: Simulator, start: date, end: date, today: date) -> subprocess.Popen[str]:
     """A backfill: run_range in its own process, small chunks so its loads interleave with the daily run's."""
     return subprocess.Popen(
         [sys.executable, "-m", "pgy_pipeline_tests.child_run", "--database-url", database_url,
          "--base-url", sim.base_url, "--token", sim.token, "--start", str(start), "--end", str(end),
-         "--today", str(TODAY), "--run-id", "backfill", "--chunk-calls", "8", "--concurrency", "4"],
+         "--today", str(today), "--run-id", "backfill", "--chunk-calls", "8", "--concurrency", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
 
 
-def _daily(database_url: str, sim: Simulator, dagster_home: Path) -> subprocess.Popen[str]:
+def _daily(database_url: str, sim: Simulator, dagster_home: Path, partition: date) -> subprocess.Popen[str]:
     """The daily run as the schedule makes it: `dagster asset materialize` of yesterday's partition."""
     env = {
         **os.environ,
@@ -45,28 +46,31 @@ def _daily(database_url: str, sim: Simulator, dagster_home: Path) -> subprocess.
     dagster = Path(sys.executable).with_name("dagster")
     return subprocess.Popen(
         [str(dagster), "asset", "materialize", "-m", "pgy_pipeline.definitions", "--select", "kol_fans_trend",
-         "--partition", YESTERDAY.isoformat()],
+         "--partition", partition.isoformat()],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
     )  # fmt: skip
 
 
-def test_daily_run_and_overlapping_backfill_at_once(engine: Engine, database_url: str, tmp_path: Path) -> None:
+@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
+def test_daily_run_and_overlapping_backfill_at_once(
+    engine: Engine, database_url: str, tmp_path: Path, today: date, yesterday: date
+) -> None:
     kols = track(engine, 30)
-    sim = GatedSimulator(today=TODAY - timedelta(days=1))
+    sim = GatedSimulator(today=today - timedelta(days=1))
     with sim:
-        with fast_client(sim, concurrency=8) as client:  # the day before: YESTERDAY-30..YESTERDAY-1 stored
-            first = run_range(engine, client, *[YESTERDAY - timedelta(days=1)] * 2, run_id="d0", today=sim.today)
+        with fast_client(sim, concurrency=8) as client:  # the day before: yesterday-30..yesterday-1 stored
+            first = run_range(engine, client, *[yesterday - timedelta(days=1)] * 2, run_id="d0", today=sim.today)
         assert first.problems == []
         rng = random.Random(5)
         for kol in rng.sample(kols, 12):  # the API restates past totals, each moving 3 stored keys
-            d = YESTERDAY - timedelta(days=rng.randint(2, 25))
+            d = yesterday - timedelta(days=rng.randint(2, 25))
             sim.restate(kol, Series.TOTAL_FANS, d, (sim.truth(kol, Series.TOTAL_FANS, d) or 0) + rng.choice((-5, 8)))
-        sim.set_today(TODAY)
-        before = stored(engine, YESTERDAY - timedelta(days=90), YESTERDAY)
+        sim.set_today(today)
+        before = stored(engine, yesterday - timedelta(days=90), yesterday)
 
         sim.held = set(kols)  # every call waits until BOTH runs have calls on the wire: they run at once
-        daily = _daily(database_url, sim, tmp_path)  # window 30: YESTERDAY-29..YESTERDAY, concurrency 8
-        backfill = _backfill(database_url, sim, YESTERDAY - timedelta(days=40), YESTERDAY - timedelta(days=10))
+        daily = _daily(database_url, sim, tmp_path, yesterday)  # window 30: yesterday-29..yesterday, concurrency 8
+        backfill = _backfill(database_url, sim, yesterday - timedelta(days=40), yesterday - timedelta(days=10), today)
         outputs: dict[str, tuple[str, str]] = {}
         try:
             # 8 + 4 calls in flight: more than either process can have alone.
@@ -93,9 +97,9 @@ def test_daily_run_and_overlapping_backfill_at_once(engine: Engine, database_url
             text("select kol_id, date_key, increase_type, old_num, new_num from pgy.kol_fans_trend_revision")
         ).all()
     assert total == distinct == 30 * 2 * 60
-    after = stored(engine, YESTERDAY - timedelta(days=90), YESTERDAY)
+    after = stored(engine, yesterday - timedelta(days=90), yesterday)
     assert after == {
-        (k, YESTERDAY - timedelta(days=i), s.value): sim.truth(k, s, YESTERDAY - timedelta(days=i))
+        (k, yesterday - timedelta(days=i), s.value): sim.truth(k, s, yesterday - timedelta(days=i))
         for k in kols
         for s in Series
         for i in range(60)

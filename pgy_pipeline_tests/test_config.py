@@ -1,4 +1,4 @@
-"""Configuration contract (DESIGN §6): defaults, aliases, clear errors, and a token that never prints."""
+"""Configuration contract: defaults, aliases, clear errors, and a token that never prints."""
 
 from __future__ import annotations
 

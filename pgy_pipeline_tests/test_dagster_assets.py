@@ -6,7 +6,7 @@ import ast
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -55,14 +55,14 @@ def _failure(result: ExecuteInProcessResult) -> tuple[str, dict[str, Any]]:
     return info.description or "", {k: v.value for k, v in info.metadata.items()}
 
 
-def test_definitions_load() -> None:
+def test_definitions_load(yesterday: date) -> None:
     from pgy_pipeline.definitions import defs
 
     Definitions.validate_loadable(defs)
     policy = defs.get_assets_def("kol_fans_trend").backfill_policy
     assert policy is not None and policy.max_partitions_per_run is None  # single run for any range
     assert partitions_def.timezone == "Asia/Shanghai"
-    assert partitions_def.get_last_partition_key() == YESTERDAY.isoformat()  # the latest partition = yesterday
+    assert partitions_def.get_last_partition_key() == yesterday.isoformat()  # the latest partition = yesterday
     assert defs.resolve_schedule_def("kol_fans_trend_daily") is not None
     assert defs.resolve_sensor_def("new_kols_sensor") is not None
 
@@ -81,11 +81,29 @@ def test_definitions_load_without_warnings_of_our_own() -> None:
     assert [w for w in caught if not w.startswith(("BetaWarning", "SupersessionWarning"))] == []
 
 
+def test_launchpad_shows_resolved_settings_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resources bound in `defs` carry the values runs will use; the token and database URL stay EnvVars."""
+    from pgy_pipeline.defs.resources import default_resources
+
+    monkeypatch.setenv("PGY_API_BASE_URL", "prod-cn")
+    monkeypatch.setenv("PGY_TREND_ENDPOINT", "current")
+    monkeypatch.setenv("PGY_API_TOKEN", "tok-not-shown")
+    monkeypatch.setenv("PGY_DATABASE_URL", "postgresql://etl:pw-not-shown@127.0.0.1:5432/warehouse")
+    monkeypatch.setenv("PGY_HOME", "/srv/pgy")
+    resources: dict[str, Any] = default_resources()
+    api, warehouse = resources["trend_api"], resources["warehouse"]
+    assert (api.base_url, api.endpoint) == ("http://47.117.133.51:30015", "current")
+    assert warehouse.home == "/srv/pgy"
+    shown = repr(api) + repr(warehouse)
+    assert "tok-not-shown" not in shown and "pw-not-shown" not in shown
+    assert (api.token.env_var_name, warehouse.database_url.env_var_name) == ("PGY_API_TOKEN", "PGY_DATABASE_URL")
+
+
 def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
-    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat())
+    result = _run(instance, sim, database_url, start=yesterday.isoformat())
     assert result.success
     md = _metadata(result)
     assert md["api_codes"] == {"0": 6}
@@ -98,10 +116,10 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"partition_completeness", "no_gaps_60_days", "total_vs_new_consistency", "freshness"}
     assert all(e.passed for e in evaluations.values()), evaluations
-    assert len(stored(engine, YESTERDAY, YESTERDAY)) == 6 and kols
+    assert len(stored(engine, yesterday, yesterday)) == 6 and kols
 
     billed = sim.billed_calls
-    again = _run(instance, sim, database_url, start=YESTERDAY.isoformat())
+    again = _run(instance, sim, database_url, start=yesterday.isoformat())
     assert again.success
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
@@ -113,9 +131,11 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert all(isinstance(mat.metadata[key], IntMetadataValue) for key in plotted)
 
 
-def test_ten_day_range_in_one_run(instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str) -> None:
+def test_ten_day_range_in_one_run(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+) -> None:
     track(engine, 2)
-    start, end = YESTERDAY - timedelta(days=9), YESTERDAY
+    start, end = yesterday - timedelta(days=9), yesterday
     result = _run(instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
     assert result.success
     partitions = {m.partition for m in result.asset_materializations_for_node("kol_fans_trend")}
@@ -129,28 +149,34 @@ def test_ten_day_range_in_one_run(instance: DagsterInstance, engine: Engine, sim
     [("code_100", "token"), ("code_303", "quota"), ("code_600", "permission"), ("code_601", "balance")],
 )
 def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, fault: str, words: str
+    instance: DagsterInstance,
+    engine: Engine,
+    sim: Simulator,
+    database_url: str,
+    fault: str,
+    words: str,
+    yesterday: date,
 ) -> None:
     kols = track(engine, 3)
     sim.inject(kols[1], fault)
     fixed_one = {"concurrency": 1, "max_concurrency": 1}  # one call at a time: the stop lands after kols[0]
-    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat(), api=fixed_one)
+    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api=fixed_one)
     assert not result.success
     description, md = _failure(result)
     assert description.startswith("The API stopped the run:") and words in description.lower()
     assert sim.token not in description
     assert md["calls_ok"] == 2 and md["calls_not_attempted"] >= 2
     assert md["stop_reason"]
-    assert {k for k, _, _ in stored(engine, YESTERDAY, YESTERDAY)} == {kols[0]}  # fetched before the stop: kept
+    assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kols[0]}  # fetched before the stop: kept
 
 
 def test_failed_kols_table_and_unreachable_dates(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 2)
     sim.inject(kols[0], "code_500")
-    old = YESTERDAY - timedelta(days=61)
-    result = _run(instance, sim, database_url, start=old.isoformat(), end=YESTERDAY.isoformat())
+    old = yesterday - timedelta(days=61)
+    result = _run(instance, sim, database_url, start=old.isoformat(), end=yesterday.isoformat())
     assert not result.success
     description, md = _failure(result)
     assert f"2 date(s) {old}..{old + timedelta(days=1)} are older than the 60 days" in description
@@ -159,15 +185,20 @@ def test_failed_kols_table_and_unreachable_dates(
     table = md["failed_kols"].records
     assert {(r.data["kol_id"], r.data["code"]) for r in table} == {(kols[0], "500")}
     assert md["dates_out_of_reach"] == [str(old), str(old + timedelta(days=1))]
-    assert len(stored(engine, old, YESTERDAY)) == 2 * 60  # the other KOL's reachable dates still loaded
+    assert len(stored(engine, old, yesterday)) == 2 * 60  # the other KOL's reachable dates still loaded
 
 
 def test_missing_token_fails_in_one_sentence(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, monkeypatch: pytest.MonkeyPatch
+    instance: DagsterInstance,
+    engine: Engine,
+    sim: Simulator,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    yesterday: date,
 ) -> None:
     monkeypatch.delenv("PGY_API_TOKEN", raising=False)
     track(engine, 1)
-    result = _run(instance, sim, database_url, start=YESTERDAY.isoformat(), api={"token": None})
+    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api={"token": None})
     assert not result.success
     description, _ = _failure(result)
     assert description.startswith("PGY_API_TOKEN is not set")

@@ -20,7 +20,7 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, kol, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, kol, stored, track
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -50,7 +50,7 @@ def _tick(
 
 
 def test_sensor_backfills_only_the_newly_tracked_kol(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     first = track(engine, 2)
     initial = _tick(instance, database_url, sim, None)  # first tick: the initial load of everything tracked
@@ -69,7 +69,7 @@ def test_sensor_backfills_only_the_newly_tracked_kol(
     assert request.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == [newcomer]
     start = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
     end = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
-    assert (start, end) == (YESTERDAY - timedelta(days=59), YESTERDAY)  # legacy_v1's largest window
+    assert (start, end) == (yesterday - timedelta(days=59), yesterday)  # legacy_v1's largest window
 
     # Launch what the sensor asked for: only the newcomer is fetched, over the whole window.
     result = materialize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,7 +20,7 @@ from pgy_pipeline.plan import CHINA_TZ
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
+from pgy_pipeline_tests.pipeline_support import stored, track
 
 SCHEDULE = "kol_fans_trend_daily"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
@@ -73,6 +73,7 @@ def _next_minute_in_china() -> datetime:
     return (now + timedelta(minutes=2 if now.second > 40 else 1)).replace(second=0, microsecond=0)
 
 
+@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     engine: Engine,
     sim: Simulator,
@@ -80,6 +81,7 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     dagster_storage_url: str,
     database_url: str,
     tmp_path: Path,
+    yesterday: date,
 ) -> None:
     kols = track(engine, 3)
     tick = _next_minute_in_china()
@@ -113,8 +115,8 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     (run,) = runs
     assert run["status"] == "SUCCESS", logs
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["dagster/partition"] == YESTERDAY.isoformat()  # the tick targets China-yesterday
-    assert len(stored(engine, YESTERDAY, YESTERDAY)) == 2 * len(kols)
+    assert tags["dagster/partition"] == yesterday.isoformat()  # the tick targets China-yesterday
+    assert len(stored(engine, yesterday, yesterday)) == 2 * len(kols)
     assert sim.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
     with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history is in Postgres, not on local disk
         (stored_runs,) = conn.execute("SELECT count(*) FROM runs").fetchone() or (0,)

@@ -29,7 +29,7 @@ from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.fault_support import GatedSimulator, backend_alive, blocked_merge, wait_until
 from pgy_pipeline_tests.owned_pg import OwnedPostgres, owned_postgres
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, dagster_resources, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
 from pgy_pipeline_tests.sim import SIM_TODAY, fast_client
 
 DAY = SIM_TODAY - timedelta(days=1)  # the partition the runs below materialise
@@ -166,7 +166,7 @@ def test_postgres_restarted_inside_a_load_leaves_no_partial_batch_and_rerun_heal
 
 
 def test_dagster_run_with_postgres_down_fails_in_one_sentence_then_materialises(
-    own_pg: OwnedPostgres, own_engine: Engine
+    own_pg: OwnedPostgres, own_engine: Engine, yesterday: date
 ) -> None:
     track(own_engine, 2)
     url = own_engine.url.render_as_string(hide_password=False)
@@ -176,7 +176,7 @@ def test_dagster_run_with_postgres_down_fails_in_one_sentence_then_materialises(
             [kol_fans_trend],
             resources=dagster_resources(sim, url),
             instance=instance,
-            partition_key=YESTERDAY.isoformat(),
+            partition_key=yesterday.isoformat(),
             raise_on_error=False,
         )
         assert not failed.success
@@ -190,11 +190,11 @@ def test_dagster_run_with_postgres_down_fails_in_one_sentence_then_materialises(
             [kol_fans_trend],
             resources=dagster_resources(sim, url),
             instance=instance,
-            partition_key=YESTERDAY.isoformat(),
+            partition_key=yesterday.isoformat(),
         )
         assert done.success
         assert sim.billed_calls == 4
-        assert len(stored(own_engine, YESTERDAY, YESTERDAY)) == 4
+        assert len(stored(own_engine, yesterday, yesterday)) == 4
 
 
 def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(

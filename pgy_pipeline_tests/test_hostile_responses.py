@@ -2,8 +2,8 @@
 
 Every case runs a partition for three KOLs against real Postgres; one of them gets the hostile answer, the
 other two are clean. The table `CASES` is the single source of truth: the test asserts each row, and
-`python -m pgy_pipeline_tests.test_hostile_responses` prints it as the README's Reliability table, so the
-README cannot drift from what is tested.
+`python -m pgy_pipeline_tests.test_hostile_responses` prints it as the hostile table of docs/reliability.md, so the
+docs cannot drift from what is tested.
 
 All cases share one migrated database (module scope): each uses its own KOL ids, so they cannot see each
 other's rows, and the suite stays within seconds instead of paying a CREATE DATABASE + migrations per case.
@@ -221,20 +221,21 @@ def test_hostile_answer_is_recorded_and_contained(
 TABLE_START, TABLE_END = "<!-- hostile-table:start -->", "<!-- hostile-table:end -->"
 
 
-def test_readme_table_matches_the_cases() -> None:
-    """Once README.md has its Reliability section, the hostile table in it must be exactly `readme_table()`."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    if "## Reliability" not in readme:
-        pytest.skip("README.md has no Reliability section yet")
-    assert TABLE_START in readme and TABLE_END in readme, f"put the hostile table between {TABLE_START} and {TABLE_END}"
-    pasted = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+RELIABILITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+
+
+def test_docs_table_matches_the_cases() -> None:
+    """The hostile table in docs/reliability.md, with its fault count, must be exactly `readme_table()`."""
+    doc = RELIABILITY_DOC.read_text(encoding="utf-8")
+    assert TABLE_START in doc and TABLE_END in doc, f"put the hostile table between {TABLE_START} and {TABLE_END}"
+    pasted = doc.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
     assert pasted == readme_table(), (
-        "README's hostile table is stale: python -m pgy_pipeline_tests.test_hostile_responses"
+        "docs/reliability.md's hostile table is stale: python -m pgy_pipeline_tests.test_hostile_responses"
     )
 
 
 def readme_table() -> str:
-    """The README's table of hostile answers, rendered from CASES."""
+    """The docs' table of hostile answers (and how many faults it uses), rendered from CASES."""
     lines = [
         "| # | hostile answer (simulator fault) | final outcome | HTTP / code | attempts "
         "| rows loaded | raw body kept |",
@@ -248,6 +249,8 @@ def readme_table() -> str:
             f"| {n} | {c.kind} (`{c.fault}`{target}) | `{c.outcome.value}` | {status} | {c.attempts}{earlier} "
             f"| {c.loads} | {c.raw or 'no body arrived'} |"
         )
+    faults = len({c.fault for c in CASES})
+    lines += ["", f"The {len(CASES)} rows use {faults} different simulator faults."]
     return "\n".join(lines)
 
 

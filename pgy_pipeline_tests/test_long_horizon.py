@@ -18,6 +18,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine, text
 
@@ -151,6 +152,7 @@ def _expected_gaps(served: dict[Key, set[date]], as_of: date, days: int) -> list
     return out
 
 
+@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_400_days_of_daily_runs_match_the_ground_truth(engine: Engine, database_url: str) -> None:
     started = time.monotonic()
     kols = track(engine, KOLS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -13,59 +13,63 @@ from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.runs import series_gaps
 from pgy_pipeline_tests.benchmarks.run import run as benchmark_run
-from pgy_pipeline_tests.pipeline_support import TODAY, YESTERDAY, client_for, fetch_log_outcomes, stored, track
+from pgy_pipeline_tests.pipeline_support import client_for, fetch_log_outcomes, stored, track
 
 
-def test_partition_loads_both_series_for_every_kol_and_rerun_bills_nothing(engine: Engine, sim: Simulator) -> None:
+def test_partition_loads_both_series_for_every_kol_and_rerun_bills_nothing(
+    engine: Engine, sim: Simulator, yesterday: date
+) -> None:
     kols = track(engine, 3)
     with client_for(sim) as client:
-        report = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="r1")
+        report = run_range(engine, client, yesterday, yesterday, run_id="r1")
     assert report.problems == []
     assert (report.calls_ok, report.calls_failed, report.calls_not_attempted) == (6, 0, 0)
     assert report.plan.window_days == 30
     assert report.rows_inserted == 3 * 2 * 30  # the whole 30-day window lands, not only the partition
     assert (report.kols_requested, report.kols_complete) == (3, 3)
     assert report.api_codes == {"0": 6}
-    rows = stored(engine, YESTERDAY, YESTERDAY)
+    rows = stored(engine, yesterday, yesterday)
     for k in kols:
         for s in Series:
-            assert rows[(k, YESTERDAY, s.value)] == sim.truth(k, s, YESTERDAY)
+            assert rows[(k, yesterday, s.value)] == sim.truth(k, s, yesterday)
 
     billed = sim.billed_calls
     with client_for(sim) as client:
-        again = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="r2")
+        again = run_range(engine, client, yesterday, yesterday, run_id="r2")
     assert sim.billed_calls == billed  # rerun of a complete partition bills 0
     assert (again.plan.skipped, again.calls_ok, again.problems) == (6, 0, [])
 
     with client_for(sim) as client:
-        forced = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="r3", force=True)
+        forced = run_range(engine, client, yesterday, yesterday, run_id="r3", force=True)
     assert sim.billed_calls == billed + 6
     assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, 180)
 
 
-def test_steady_state_daily_run_bills_two_calls_per_kol(engine: Engine, sim: Simulator) -> None:
+def test_steady_state_daily_run_bills_two_calls_per_kol(
+    engine: Engine, sim: Simulator, today: date, yesterday: date
+) -> None:
     track(engine, 4)
     with client_for(sim) as client:
-        run_range(engine, client, YESTERDAY - timedelta(days=9), YESTERDAY, run_id="backfill")
-    tomorrow = TODAY + timedelta(days=1)
+        run_range(engine, client, yesterday - timedelta(days=9), yesterday, run_id="backfill")
+    tomorrow = today + timedelta(days=1)
     sim.set_today(tomorrow)
     before = sim.billed_calls
     with client_for(sim) as client:
-        report = run_range(engine, client, TODAY, TODAY, run_id="daily", today=tomorrow)
+        report = run_range(engine, client, today, today, run_id="daily", today=tomorrow)
     assert sim.billed_calls - before == 2 * 4
     assert report.rows_inserted == 4 * 2  # only the new date is new; the other 29 days are unchanged
     assert report.problems == []
 
 
-def test_range_of_ten_days_in_one_run_uses_one_window(engine: Engine, sim: Simulator) -> None:
+def test_range_of_ten_days_in_one_run_uses_one_window(engine: Engine, sim: Simulator, yesterday: date) -> None:
     kols = track(engine, 2)
-    start = YESTERDAY - timedelta(days=39)  # 40 days back: legacy needs its 60-day window
+    start = yesterday - timedelta(days=39)  # 40 days back: legacy needs its 60-day window
     with client_for(sim) as client:
         report = run_range(engine, client, start, start + timedelta(days=9), run_id="r", chunk_calls=3)
     assert (report.plan.days_wanted, report.plan.window_days, report.calls_ok) == (40, 60, 4)
     assert report.problems == []
     assert len(stored(engine, start, start + timedelta(days=9))) == 2 * 2 * 10
-    assert series_gaps(engine, YESTERDAY) == []
+    assert series_gaps(engine, yesterday) == []
     assert kols
 
 
@@ -79,57 +83,59 @@ def test_range_of_ten_days_in_one_run_uses_one_window(engine: Engine, sim: Simul
     ],
 )
 def test_stop_condition_keeps_what_was_fetched_and_says_why(
-    engine: Engine, sim: Simulator, fault: str, words: str
+    engine: Engine, sim: Simulator, fault: str, words: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
     sim.inject(kols[1], fault)
     with client_for(sim, concurrency=1) as client:
-        report = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="stop")
+        report = run_range(engine, client, yesterday, yesterday, run_id="stop")
     assert report.stop is not None
     assert report.problems[0].startswith("The API stopped the run:")
     assert words in report.problems[0].lower()
     assert sim.token not in " ".join(report.problems)
     assert report.calls_ok == 2  # the first KOL, both series, fetched before the stop
     assert report.calls_not_attempted >= 2  # the third KOL was never asked for
-    rows = stored(engine, YESTERDAY, YESTERDAY)
+    rows = stored(engine, yesterday, yesterday)
     assert {k for k, _, _ in rows} == {kols[0]}
     assert fetch_log_outcomes(engine).get("stopped", 0) >= 1
 
     sim.clear_faults()
     billed = sim.billed_calls
     with client_for(sim) as client:
-        resumed = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="resume")
+        resumed = run_range(engine, client, yesterday, yesterday, run_id="resume")
     assert resumed.problems == []
     assert sim.billed_calls - billed == 4  # only the two KOLs not fetched before: no re-billing
-    assert len(stored(engine, YESTERDAY, YESTERDAY)) == 6
+    assert len(stored(engine, yesterday, yesterday)) == 6
 
 
-def test_dates_out_of_reach_are_named_while_the_rest_loads(engine: Engine, sim: Simulator) -> None:
+def test_dates_out_of_reach_are_named_while_the_rest_loads(engine: Engine, sim: Simulator, yesterday: date) -> None:
     track(engine, 1)
-    start = YESTERDAY - timedelta(days=61)  # 62 days back, legacy serves 60
+    start = yesterday - timedelta(days=61)  # 62 days back, legacy serves 60
     with client_for(sim) as client:
-        report = run_range(engine, client, start, YESTERDAY, run_id="old")
+        report = run_range(engine, client, start, yesterday, run_id="old")
     assert report.out_of_reach_missing == [start, start + timedelta(days=1)]
     assert len(report.problems) == 1
     assert f"2 date(s) {start}..{start + timedelta(days=1)} are older than the 60 days" in report.problems[0]
-    assert len(stored(engine, start, YESTERDAY)) == 2 * 60
+    assert len(stored(engine, start, yesterday)) == 2 * 60
 
 
-def test_current_endpoint_reaches_ninety_days(engine: Engine, sim: Simulator) -> None:
+def test_current_endpoint_reaches_ninety_days(engine: Engine, sim: Simulator, yesterday: date) -> None:
     track(engine, 1)
-    start = YESTERDAY - timedelta(days=80)
+    start = yesterday - timedelta(days=80)
     with client_for(sim, endpoint=Endpoint.CURRENT) as client:
         report = run_range(engine, client, start, start, run_id="cur")
     assert (report.plan.window_days, report.problems) == (90, [])
     assert len(stored(engine, start, start)) == 2
 
 
-def test_unknown_kol_is_flagged_not_incomplete_and_failed_calls_fail_the_run(engine: Engine, sim: Simulator) -> None:
+def test_unknown_kol_is_flagged_not_incomplete_and_failed_calls_fail_the_run(
+    engine: Engine, sim: Simulator, yesterday: date
+) -> None:
     kols = track(engine, 3)
     sim.inject(kols[0], "code_201")
     sim.inject(kols[1], "code_500")
     with client_for(sim) as client:
-        report = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="mixed")
+        report = run_range(engine, client, yesterday, yesterday, run_id="mixed")
     assert report.not_served.keys() == {kols[0]}
     assert report.failed_calls_total == 2
     assert {f.kol_id for f in report.failed_calls} == {kols[0], kols[1]}
@@ -140,7 +146,7 @@ def test_unknown_kol_is_flagged_not_incomplete_and_failed_calls_fail_the_run(eng
     sim.clear_faults()
     billed = sim.billed_calls
     with client_for(sim) as client:
-        rerun = run_range(engine, client, YESTERDAY, YESTERDAY, run_id="rerun")
+        rerun = run_range(engine, client, yesterday, yesterday, run_id="rerun")
     assert sim.billed_calls - billed == 2  # the failed KOL only; the 201 KOL is not billed again for this range
     assert rerun.problems == []
 

@@ -32,6 +32,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols, import_kols
 from pgy_pipeline.warehouse.load import LoadRejected, _Loader, load_points
+from pgy_pipeline.warehouse.series_runs import Run
 from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
 
 TOKEN = "tok-SECRET-4f2a9c"
@@ -264,7 +265,7 @@ def test_sql_in_a_kol_id_forced_past_validation_is_stored_as_data(engine: Engine
         with psycopg_connection(engine) as conn:
             loader = _Loader(conn, {})  # private on purpose: this is the layer validation protects
             loader.begin()
-            loader.add_batch([TrendPoint(EVIL, day, Series.TOTAL_FANS.value, num)])
+            loader.add_runs([Run(EVIL, Series.TOTAL_FANS.value, day.toordinal(), (num,))])  # never validated
             loader.merge()
             conn.commit()
     # 2. A hand-written parameterised statement, as an analyst's script would issue it.

@@ -18,9 +18,6 @@ from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
 
-TODAY = china_today()
-YESTERDAY = TODAY - timedelta(days=1)
-
 
 @pytest.fixture
 def engine(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
@@ -29,18 +26,19 @@ def engine(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -
     return engine
 
 
-def _fill(engine: Engine, kol_ids: list[str], days: int, *, skip: tuple[str, date] | None = None) -> None:
+def _fill(engine: Engine, kol_ids: list[str], last: date, days: int, *, skip: tuple[str, date] | None = None) -> None:
+    """Both series for `days` dates ending at `last`, except the (KOL, date) in `skip`."""
     points = [
-        TrendPoint(k, YESTERDAY - timedelta(days=i), s, 100 + i)
+        TrendPoint(k, last - timedelta(days=i), s, 100 + i)
         for k in kol_ids
         for i in range(days)
         for s in ("total_fans", "new_fans")
-        if (k, YESTERDAY - timedelta(days=i)) != skip
+        if (k, last - timedelta(days=i)) != skip
     ]
     load_points(engine, points)
 
 
-def _log_run(engine: Engine, run_id: str, rows: list[tuple[str, str, str, int | None, bool]]) -> None:
+def _log_run(engine: Engine, run_id: str, day: date, rows: list[tuple[str, str, str, int | None, bool]]) -> None:
     with engine.begin() as conn:
         for kol, series, outcome, code, billed in rows:
             conn.execute(
@@ -51,20 +49,23 @@ def _log_run(engine: Engine, run_id: str, rows: list[tuple[str, str, str, int | 
                     " CASE WHEN :outcome = 'not_attempted' THEN 0 ELSE 1 END, :outcome, true, 200, :code,"
                     " CASE WHEN :code = 303 THEN 'daily quota exceeded' END, :billed)"
                 ),
-                dict(run=run_id, d=YESTERDAY, kol=kol, series=series, outcome=outcome, code=code, billed=billed),
+                dict(run=run_id, d=day, kol=kol, series=series, outcome=outcome, code=code, billed=billed),
             )
 
 
-def test_complete_yesterday_exits_zero_and_shows_the_last_run(engine: Engine, capsys: pytest.CaptureFixture[str]):
+def test_complete_yesterday_exits_zero_and_shows_the_last_run(
+    engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
+):
     add_kols(engine, ["k1", "k2", "gone"])
     with engine.begin() as conn:  # the API said 201 for "gone": flagged, so not counted as missing
         conn.execute(
             text("UPDATE pgy.tracked_kol SET last_error_code = 201, last_error_at = now() WHERE kol_id = 'gone'")
         )
-    _fill(engine, ["k1", "k2"], days=7)
+    _fill(engine, ["k1", "k2"], yesterday, days=7)
     _log_run(
         engine,
         "run-1",
+        yesterday,
         [
             ("k1", "total_fans", "ok", 0, True),
             ("k1", "new_fans", "ok", 0, True),
@@ -75,17 +76,20 @@ def test_complete_yesterday_exits_zero_and_shows_the_last_run(engine: Engine, ca
     )
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert f"{YESTERDAY}        2/2        0        1       5       5  0:4 201:1" in out
+    assert f"{yesterday}        2/2        0        1       5       5  0:4 201:1" in out
     assert "last run: run-1" in out and "5 call(s), 4 ok, 1 failed" in out
-    assert f"OK: yesterday ({YESTERDAY}) is complete" in out
+    assert f"OK: yesterday ({yesterday}) is complete" in out
 
 
-def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(engine: Engine, capsys: pytest.CaptureFixture[str]):
+def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(
+    engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
+):
     add_kols(engine, ["k1", "k2"])
-    _fill(engine, ["k1", "k2"], days=3, skip=("k2", YESTERDAY))
+    _fill(engine, ["k1", "k2"], yesterday, days=3, skip=("k2", yesterday))
     _log_run(
         engine,
         "run-2",
+        yesterday,
         [
             ("k1", "total_fans", "ok", 0, True),
             ("k1", "new_fans", "stopped", 303, False),
@@ -94,20 +98,20 @@ def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(engine: Engine, ca
     )
     assert main(["status", "--days", "3"]) == 1
     out = capsys.readouterr().out
-    assert f"PROBLEM: yesterday ({YESTERDAY}) is incomplete: 1 of 2 KOL(s) missing (k2)" in out
+    assert f"PROBLEM: yesterday ({yesterday}) is incomplete: 1 of 2 KOL(s) missing (k2)" in out
     assert "stopped (code 303: daily quota exceeded)" in out
     status = read_status(engine, days=3)
-    assert [p.date for p in status.partitions] == [YESTERDAY - timedelta(days=i) for i in range(3)]
+    assert [p.date for p in status.partitions] == [yesterday - timedelta(days=i) for i in range(3)]
     assert [p.kols_complete for p in status.partitions] == [1, 2, 2]
 
 
-def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date) -> None:
     add_kols(engine, ["k1"])
     assert main(["status", "--json", "--days", "2"]) == 1  # nothing fetched yet: yesterday incomplete
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["last_run"] is None
     assert data["partitions"][0] == {
-        "date": str(YESTERDAY),
+        "date": str(yesterday),
         "kols_expected": 1,
         "kols_complete": 0,
         "kols_missing": 1,
@@ -122,7 +126,7 @@ def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[
 def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str) -> None:
     """What cron sees: the installed command's exit status."""
     add_kols(engine, ["k1"])
-    _fill(engine, ["k1"], days=1)
+    _fill(engine, ["k1"], china_today() - timedelta(days=1), days=1)
     env = {**os.environ, "PGY_DATABASE_URL": database_url}
     done = subprocess.run(
         [sys.executable, "-m", "pgy_pipeline.cli", "status", "--days", "1"],

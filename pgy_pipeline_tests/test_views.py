@@ -1,4 +1,4 @@
-"""Analyst views and the read-only role (issue 6), on a known dataset with hand-computed numbers."""
+"""Analyst views and the read-only role, on a known dataset with hand-computed numbers."""
 
 from __future__ import annotations
 

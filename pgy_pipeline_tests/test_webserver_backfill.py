@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
-from pgy_pipeline_tests.pipeline_support import YESTERDAY, stored, track
+from pgy_pipeline_tests.pipeline_support import stored, track
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -41,12 +41,14 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         yield started
 
 
+@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehouse(
     engine: Engine,
     sim: Simulator,
     dagster_env: dict[str, str],
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
+    yesterday: date,
 ) -> None:
     kols = track(engine, 2)
     port = free_port()
@@ -57,7 +59,7 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
     )
     wait_for(f"http://127.0.0.1:{port}/server_info", processes[0], web_log)
 
-    start, end = YESTERDAY - timedelta(days=2), YESTERDAY
+    start, end = yesterday - timedelta(days=2), yesterday
     names = [(start + timedelta(days=i)).isoformat() for i in range(3)]
     graphql = f"http://127.0.0.1:{port}/graphql"
     params = {"partitionNames": names, "assetSelection": [{"path": ["kol_fans_trend"]}]}

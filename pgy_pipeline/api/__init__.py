@@ -1,4 +1,4 @@
-"""Just One API client for the Pugongying follower-trend endpoints (DESIGN.md §2).
+"""Just One API client for the Pugongying follower-trend endpoints.
 
 One concern per module: `endpoints` (paths, parameters, window choice), `parse` (envelope and data
 validation into TrendPoints), `policy` (business code / HTTP status → action), `redact` (keeping the

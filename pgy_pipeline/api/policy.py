@@ -1,4 +1,4 @@
-"""What to do with each business code and HTTP status (DESIGN.md §2, the single source of that table).
+"""What to do with each business code and HTTP status (the single source of that table).
 
 The platform answers HTTP 200 for business errors, but the spec also declares 400/401/403/429/500/503,
 and a proxy in front of it can answer anything. The rule: a 2xx response is judged by its body; a

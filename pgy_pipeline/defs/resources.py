@@ -1,4 +1,4 @@
-"""Dagster resources: the Just One API client and the warehouse, configured per DESIGN.md §6.
+"""Dagster resources: the Just One API client and the warehouse, configured from the PGY_* environment.
 
 Both read the same environment variables the CLI does (`PGY_API_TOKEN`, `PGY_API_BASE_URL`,
 `PGY_TREND_ENDPOINT`, `PGY_DATABASE_URL`, `PGY_HOME`), and every setting can be overridden as resource
@@ -107,12 +107,30 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 def default_resources() -> dict[str, object]:
-    """The resources `defs` binds: everything from the environment, the token through `EnvVar`.
+    """The resources `defs` binds, configured from the environment where the definitions load.
 
-    `EnvVar` is bound only when PGY_API_TOKEN is set where the definitions load: Dagster resolves an
-    unset `EnvVar` as a config error for every run and sensor touching the resource (even those that
-    need no token), whereas a missing token should fail just the materialisation, in one sentence that
-    says how to set it (`require_token`).
+    The non-secret settings (base URL, endpoint, embedded Postgres home) are resolved now, so the launchpad
+    shows the values runs will use rather than `None`. The token, and the database URL (it may carry a
+    password), stay `EnvVar`s: the UI shows the variable's name, never its value.
+
+    An `EnvVar` is bound only when its variable is set: Dagster resolves an unset `EnvVar` as a config
+    error for every run and sensor touching the resource (even those that need no token), whereas a
+    missing token should fail just the materialisation, in one sentence that says how to set it
+    (`require_token`). A malformed setting is left unresolved for the same reason: the run that needs it
+    fails with the sentence naming the variable, instead of the whole code location failing to load.
     """
     token = EnvVar("PGY_API_TOKEN") if os.environ.get("PGY_API_TOKEN") else None
-    return {"trend_api": TrendApiResource(token=token), "warehouse": WarehouseResource()}
+    database_url = EnvVar("PGY_DATABASE_URL") if os.environ.get("PGY_DATABASE_URL") else None
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return {
+            "trend_api": TrendApiResource(token=token),
+            "warehouse": WarehouseResource(database_url=database_url),
+        }
+    return {
+        "trend_api": TrendApiResource(
+            token=token, base_url=settings.api_base_url, endpoint=settings.trend_endpoint.value
+        ),
+        "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
+    }

@@ -11,18 +11,7 @@ Standalone: `pgy-pipeline simulator --port 8089` (or `python -m pgy_pipeline.sim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from pgy_pipeline.simulator.app import DEFAULT_TOKEN, CallRecord, Simulator, SimulatorConfig
 from pgy_pipeline.simulator.faults import FAULTS, VALID_VARIANTS
 
-__all__ = ["DEFAULT_TOKEN", "FAULTS", "VALID_VARIANTS", "CallRecord", "Simulator", "SimulatorConfig", "run_simulator"]
-
-
-@contextmanager
-def run_simulator(config: SimulatorConfig | None = None, **overrides: Any) -> Iterator[Simulator]:
-    """A started simulator, stopped on exit."""
-    with Simulator(config, **overrides) as sim:
-        yield sim
+__all__ = ["DEFAULT_TOKEN", "FAULTS", "VALID_VARIANTS", "CallRecord", "Simulator", "SimulatorConfig"]

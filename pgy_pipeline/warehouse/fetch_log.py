@@ -18,11 +18,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from pgy_pipeline.model import Attempt, CallResult, Outcome
+from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
-
-SeriesKey = tuple[str, str]
 
 _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",

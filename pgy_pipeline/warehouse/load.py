@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from itertools import islice
-from typing import NamedTuple
 
 from sqlalchemy import Engine
 
-from pgy_pipeline.model import TrendPoint
+from pgy_pipeline.model import SeriesKey, TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
-from pgy_pipeline.warehouse.merge import DIFF_DDL, MergeConflict, check_batch, merge_staged
+from pgy_pipeline.warehouse.merge import DIFF_DDL, LoadCounts, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.prefetch import in_background
 from pgy_pipeline.warehouse.series_runs import (
@@ -49,7 +48,6 @@ from pgy_pipeline.warehouse.series_runs import (
     LoadRejected,
     Run,
     copy_rows,
-    group_runs,
     int8_array,
     to_runs,
 )
@@ -58,21 +56,7 @@ log = logging.getLogger(__name__)
 
 # Arbitrary but fixed 64-bit advisory lock key ("pgy-load") shared by every loader process.
 LOAD_LOCK_KEY = 0x7067792D6C6F6164
-SeriesKey = tuple[str, str]
 __all__ = ["LoadCounts", "LoadRejected", "load_points"]
-
-
-class LoadCounts(NamedTuple):
-    """What a load did, per distinct key: new rows, rows whose num changed (one revision each), rows left alone."""
-
-    inserted: int
-    updated: int
-    unchanged: int
-
-    @property
-    def total(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
 
 _STAGE_DDL = """
 CREATE TEMP TABLE pgy_stage_run (
@@ -86,7 +70,7 @@ CREATE TEMP TABLE pgy_stage_run (
 ) ON COMMIT DROP
 """
 
-# Series go in as two comma-joined strings (ids and series names cannot contain commas) and dates come
+# Series go in as two comma-joined strings (validated ids and series names cannot contain commas) and dates come
 # back as ordinals: no per-element adaptation on the client, whose GIL the validation thread competes for.
 _NEWEST_STORED = """
 SELECT s.kol_id, s.increase_type,
@@ -102,11 +86,7 @@ def newest_stored(conn: PgConnection, series: Iterable[SeriesKey]) -> dict[Serie
     if not wanted:
         return {}
     kols, types = zip(*wanted, strict=True)
-    if any("," in k for k in kols):  # only possible below validation (_Loader.add_batch): arrays then
-        query = _NEWEST_STORED.replace("string_to_array(%s, ',')", "%s::text[]")
-        rows = conn.execute(query, (list(kols), list(types))).fetchall()
-    else:
-        rows = conn.execute(_NEWEST_STORED, (",".join(kols), ",".join(types))).fetchall()
+    rows = conn.execute(_NEWEST_STORED, (",".join(kols), ",".join(types))).fetchall()
     return {(k, t): _NO_ROWS if newest is None else newest for k, t, newest in rows}
 
 
@@ -161,11 +141,6 @@ class _Loader:
     def _learn_newest(self, runs: list[Run]) -> None:
         """Newest stored date of every series in `runs` not seen before (one index probe each)."""
         self.newest.update(newest_stored(self.conn, {(r.kol_id, r.increase_type) for r in runs} - self.newest.keys()))
-
-    def add_batch(self, points: Sequence[TrendPoint]) -> None:
-        """Stage points WITHOUT validating them: the layer load_points' validation protects (tests use it to
-        show that even unvalidated values reach the database only as COPY data, never as SQL)."""
-        self.add_runs(group_runs(points))
 
     def add_runs(self, runs: list[Run], newest_hint: Mapping[SeriesKey, int] | None = None) -> None:
         """COPY the points beyond each series' newest date straight into the target; stage the rest.

@@ -147,7 +147,9 @@ SELECT k.kol_id, k.date_key, k.increase_type, k.num, k.fetch_log_id
 """
 
 
-class MergeCounts(NamedTuple):
+class LoadCounts(NamedTuple):
+    """What a load did, per distinct key: new rows, rows whose num changed (one revision each), rows left alone."""
+
     inserted: int
     updated: int
     unchanged: int
@@ -174,14 +176,14 @@ def check_batch(conn: PgConnection, after_seq: int) -> None:
     conn.execute(_CHECK_BATCH, (after_seq,))
 
 
-def merge_staged(conn: PgConnection) -> MergeCounts:
+def merge_staged(conn: PgConnection) -> LoadCounts:
     """Apply the staged runs; raise MergeConflict (caller rolls back) when a key has two different nums."""
     staged = _scalar(conn, "SELECT sum(n) FROM pgy_stage_run")
     conn.execute(_FIND_OVERLAPS)
     for statement in _MARK_OVERLAPS:
         conn.execute(statement)
     if _scalar(conn, "SELECT count(*) FROM pgy_stage_diff") == 0:
-        return MergeCounts(0, 0, staged)
+        return LoadCounts(0, 0, staged)
     conn.execute(_EXPAND)
     conn.execute("ANALYZE pgy_stage_row")
     differing = _scalar(conn, "SELECT count(*) FROM pgy_stage_row")  # points not skipped as unchanged
@@ -197,4 +199,4 @@ def merge_staged(conn: PgConnection) -> MergeCounts:
     conn.execute(_UPDATE_CHANGED)
     inserted = conn.execute(_INSERT_MISSING).rowcount
     unchanged = (staged - differing) + (keys - collapsed_into_mine - updated - inserted)
-    return MergeCounts(inserted, updated, unchanged)
+    return LoadCounts(inserted, updated, unchanged)

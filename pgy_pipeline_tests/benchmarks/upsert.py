@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import psycopg
 from sqlalchemy import Engine
 
-from pgy_pipeline.model import Series, TrendPoint
+from pgy_pipeline.model import Series, SeriesKey, TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, copy_runs, load_points
@@ -57,7 +57,6 @@ from pgy_pipeline_tests.pg import fresh_database, libpq_url, server_url
 LAST_DAY = date(2026, 11, 26)
 YARDSTICK_TABLE = "bench_plain_copy"  # the warehouse table's columns, no index, no constraint
 WAREHOUSE_TABLES = "pgy.kol_fans_trend, pgy.kol_fans_trend_revision"
-SeriesKey = tuple[str, str]
 
 
 def kol_ids(kols: int) -> list[str]:
