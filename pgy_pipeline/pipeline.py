@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -206,11 +207,23 @@ def run_range(
     )  # fmt: skip
     stream = fetch_iter(client, plan.requests)
     chunk: list[CallResult] = []
-    for result in stream:
-        chunk.append(result)
-        if len(chunk) >= chunk_calls:
-            _absorb(report, engine, chunk)
-            chunk = []
+    # A full chunk is recorded and loaded in a second thread while this one keeps taking results, so calls
+    # stay on the wire during the load instead of waiting for it (the load is mostly waiting for Postgres).
+    # At most one chunk is loading; a failed load raises here at the next result, as a serial load would.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb") as absorber:
+        loading: Future[None] | None = None
+        for result in stream:
+            if loading is not None and loading.done():
+                loading.result()
+                loading = None
+            chunk.append(result)
+            if len(chunk) >= chunk_calls:
+                if loading is not None:
+                    loading.result()
+                loading = absorber.submit(_absorb, report, engine, chunk)
+                chunk = []
+        if loading is not None:
+            loading.result()
     _absorb(report, engine, chunk)
     report.stop = stream.stop
     flagged = flagged_kols(engine, kols)

@@ -169,11 +169,13 @@ def test_http_429_retry_after_holds_every_thread() -> None:
             report = fetch_all(client, _requests(6))
         calls = sim.calls
     assert report.counts == {Outcome.OK: 6}
-    first_refusal = next(i for i, c in enumerate(calls) if c.status == 429)
-    refused_at = calls[first_refusal].at
-    later = [c.at for c in calls[first_refusal + 1 :]]
-    assert later and min(later) - refused_at >= 0.9  # no thread sent anything before Retry-After elapsed
-    assert client.flow.cuts >= 1 and client.gate.slowdowns >= 1
+    refusals = [c.at for c in calls if c.status == 429]
+    assert refusals and client.flow.cuts >= 1 and client.gate.slowdowns >= 1
+    for refused_at in refusals:
+        # Within Retry-After, at most the one request the other thread may have sent before the 429 arrived;
+        # without the pause that thread would send one every 0.2 s.
+        soon = [c for c in calls if refused_at < c.at < refused_at + 0.9]
+        assert len(soon) <= 1, [(round(c.at - refused_at, 3), c.status) for c in soon]
 
 
 def test_the_run_metadata_shows_the_concurrency_reached(

@@ -242,8 +242,6 @@ class TrendClient:
             if action is Action.SLOW_DOWN and not self.flow.adaptive:
                 self.gate.slow_down(delay)  # fixed concurrency: the whole client pauses, then sends at a lower pace
                 continue
-            if action is Action.SLOW_DOWN and judged.retry_after_s is not None:
-                self.gate.pause(delay)  # the server said when to come back: no thread sends before then
             if self._stop_event.wait(delay):
                 break
         # Retries exhausted, or the run stopped before the next retry.
@@ -259,6 +257,9 @@ class TrendClient:
             if not self.gate.acquire(self._stop_event):
                 return None
             judged = self._judge(number, self._send(url, params), request)
+            if judged.action is Action.SLOW_DOWN and judged.retry_after_s is not None and self.flow.adaptive:
+                # The server said when to come back: hold every thread's next send, before this slot frees.
+                self.gate.pause(min(judged.retry_after_s, self.backoff_max_s))
             return judged
         finally:
             action = judged.action if judged else None

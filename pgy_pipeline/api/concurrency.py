@@ -22,6 +22,7 @@ Always within the configured [minimum, maximum]; minimum == maximum is a fixed c
 from __future__ import annotations
 
 import threading
+import time
 from typing import NamedTuple
 
 # Production bounds (the Dagster resource's defaults): start modestly, never above what one process
@@ -61,6 +62,8 @@ class ConcurrencyLimit:
         self._cond = threading.Condition()
         self.peak = self._limit  # highest level reached (run metadata)
         self.cuts = 0  # rate-limit episodes that lowered the level
+        self.busy_s = 0.0  # time with at least one call in flight: how long the run spent fetching
+        self._busy_since = 0.0
 
     @property
     def adaptive(self) -> bool:
@@ -84,6 +87,8 @@ class ConcurrencyLimit:
                 self._cond.wait(_WAIT_SLICE_S)
             if cancel is not None and cancel.is_set():
                 return None
+            if self._in_flight == 0:
+                self._busy_since = time.monotonic()
             self._in_flight += 1
             if self._in_flight >= self._limit:
                 self._filled = True
@@ -93,6 +98,8 @@ class ConcurrencyLimit:
         """The request sent under `slot` was answered: `clean` (loaded data), `limited` (302 / 429), or neither."""
         with self._cond:
             self._in_flight -= 1
+            if self._in_flight == 0:
+                self.busy_s += time.monotonic() - self._busy_since
             if limited:
                 self._cut(slot)
             elif clean:

@@ -71,9 +71,10 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
 
 
 def concurrency_metadata(flow: ConcurrencyLimit) -> dict[str, MetadataValue]:
-    """The calls-in-flight level the client found: the highest reached, where it ended, how often it was cut."""
+    """The calls-in-flight level the client found (highest, final, cuts) and how long calls were on the wire."""
     return {
         "concurrency_reached": MetadataValue.int(flow.peak),
         "concurrency_final": MetadataValue.int(flow.limit),
         "concurrency_cuts": MetadataValue.int(flow.cuts),
+        "fetch_seconds": MetadataValue.float(round(flow.busy_s, 3)),  # time with calls on the wire
     }

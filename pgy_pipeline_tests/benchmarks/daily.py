@@ -10,14 +10,15 @@
    its checks through Dagster (`materialize` with the production resources, on a Dagster instance whose
    storage is Postgres, like the production dagster.yaml), client settings at their production defaults.
 
-Figures (day 2): `calls`, `billed_calls` (target 2 x kols), rows received / inserted / updated, `wall_s`
-(the whole `materialize`), `load_s` (recording calls and loading rows, from the run's metadata),
-`fetch_s` (the asset step's time outside loading), `dagster_overhead_s` (wall - fetch - load: run setup,
-event storage, asset checks), `peak_rss_mb` of this process (target <= 300), `wal_bytes` of the warehouse
-database (target <= 3x `copy_new_day_wal_bytes`, the WAL of COPYing just the new day's rows into an
-unindexed table), with `wal_by_table` and `wal_full_page_image_bytes` saying where it went, and
-`outside_fetch_fraction` = (load + Dagster) / wall (target <= 0.10 at 100 ms latency); `step_s` gives every
-Dagster step's own time (the asset, each asset check). The last line printed is one JSON object.
+Figures (day 2): `calls`, `billed_calls` (target 2 x kols), rows received / inserted / updated;
+`wall_s` (the whole `materialize`); from the run's metadata `fetch_s` (time with calls on the wire) and
+`load_s` (recording calls and loading rows, partly hidden behind the fetch); `dagster_overhead_s` (wall
+minus the asset step: run setup, event storage, asset checks) and `step_s` (every step's own time);
+`outside_fetch_fraction` = (wall - fetch) / wall, i.e. unhidden load plus Dagster (target <= 0.10 at
+100 ms latency); `peak_rss_mb` of this process (target <= 300); `wal_bytes` of the warehouse database
+(target <= 3x `copy_new_day_wal_bytes`, the WAL of COPYing just the new day's rows into an unindexed
+table), with `wal_by_table` and `wal_full_page_image_bytes` saying where it went.
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def run(kols: int, latency_ms: float, restate_rate: float, admin_url: str) -> di
             copy_wal = copy_new_day_wal(engine, wal, day2)
         engine.dispose()
     load_s = float(md["load_seconds"])
-    fetch_s = asset_s - load_s
+    fetch_s = float(md["fetch_seconds"])
     overhead = wall - asset_s
     wal_bytes = sum(wal_by_table.values())
     return {
@@ -174,7 +175,7 @@ def run(kols: int, latency_ms: float, restate_rate: float, admin_url: str) -> di
         "fetch_s": round(fetch_s, 2),
         "load_s": round(load_s, 2),
         "dagster_overhead_s": round(overhead, 2),
-        "outside_fetch_fraction": round((load_s + overhead) / wall, 3),
+        "outside_fetch_fraction": round((wall - fetch_s) / wall, 3),
         "step_s": steps,
         "peak_rss_mb": round(peak_rss, 1),
         "wal_bytes": wal_bytes,
