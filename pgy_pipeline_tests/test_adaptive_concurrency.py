@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine
 
@@ -198,3 +199,8 @@ def test_the_run_metadata_shows_the_concurrency_reached(
     assert 2 < reached <= 16
     assert 1 <= final <= reached
     assert len(stored(engine, yesterday, yesterday)) == 40
+
+
+def test_bounds_that_cannot_hold_fail_with_the_fix_named() -> None:
+    with pytest.raises(ValueError, match=r"min_concurrency \(8\) must be at least 1 and at most max_concurrency \(4\)"):
+        ConcurrencyLimit(4, 8, 4)

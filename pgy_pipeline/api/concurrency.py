@@ -48,7 +48,10 @@ class ConcurrencyLimit:
 
     def __init__(self, initial: int, minimum: int, maximum: int) -> None:
         if not 1 <= minimum <= maximum:
-            raise ValueError(f"concurrency bounds must satisfy 1 <= minimum <= maximum, got {minimum}..{maximum}")
+            raise ValueError(
+                f"min_concurrency ({minimum}) must be at least 1 and at most max_concurrency ({maximum}): "
+                "fix the trend_api resource config (min = max fixes the level)"
+            )
         self.minimum = minimum
         self.maximum = maximum
         self._limit = min(max(initial, minimum), maximum)
