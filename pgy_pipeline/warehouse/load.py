@@ -119,6 +119,11 @@ def copy_runs(
         copy.write(b"".join(pending))
 
 
+def mark_loaded(conn: PgConnection, fetch_log_ids: Iterable[int]) -> None:
+    """Say in pgy.fetch_log that these calls' rows are in (call it in the transaction that loaded them)."""
+    conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_log_ids),))
+
+
 class _Loader:
     """One load = one transaction on one connection; see the module docstring for the design."""
 
@@ -262,7 +267,7 @@ def load_points(
                     loader.add_runs(runs, newest)
             counts = loader.merge()
             if fetch_ids:  # the calls' rows are in: said by this same transaction, so never said falsely
-                conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_ids.values()),))
+                mark_loaded(conn, fetch_ids.values())
             conn.commit()
         except BaseException:
             conn.rollback()
