@@ -6,15 +6,19 @@ the domain code read when no Dagster is involved.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pgy_pipeline.model import Endpoint
 
 PROD_GLOBAL_BASE_URL = "https://api.justoneapi.com"
 PROD_CN_BASE_URL = "http://47.117.133.51:30015"
 BASE_URL_ALIASES = {"prod-global": PROD_GLOBAL_BASE_URL, "prod-cn": PROD_CN_BASE_URL}
+PLAINTEXT_OPT_IN = "PGY_ALLOW_PLAINTEXT_HTTP"
+_TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
 
 class ConfigError(ValueError):
@@ -61,6 +65,40 @@ def resolve_base_url(value: str | None) -> str:
             f"PGY_API_BASE_URL={value!r} is not an http(s) URL; use a URL or one of {sorted(BASE_URL_ALIASES)}"
         )
     return url.rstrip("/")
+
+
+def plaintext_allowed(environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
+    """Whether the operator opted in to sending the token over plain HTTP (PGY_ALLOW_PLAINTEXT_HTTP=1)."""
+    value = (os.environ if environ is None else environ).get(PLAINTEXT_OPT_IN, "").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(f"{PLAINTEXT_OPT_IN}={value!r} is not a yes/no value; set it to 1 or 0")
+    return value in _TRUE
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: where it resolves to is not known from the URL
+        return False
+
+
+def check_cleartext(base_url: str, allowed: bool) -> None:
+    """Refuse a plain http:// base URL to any host but this machine unless the operator opted in.
+
+    The token travels in the query string, so over plain HTTP anyone on the path reads it. Decided from
+    the URL alone, before any connection exists; loopback stays allowed for the simulator.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() != "http" or allowed or _is_loopback(parts.hostname):
+        return
+    where = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    raise ConfigError(
+        f"refusing to send the API token in cleartext to http://{where}: use an https:// base URL, or accept "
+        f"that anyone on the network path can read the token by setting {PLAINTEXT_OPT_IN}=1 (or the "
+        "trend_api resource's allow_plaintext_http)."
+    )
 
 
 def parse_endpoint(value: str | None) -> Endpoint:

@@ -20,9 +20,15 @@ from pgy_pipeline.defs.resources import default_resources
 
 _PACKAGE_ROOT = Path(pgy_pipeline.defs.__file__).resolve().parents[1]
 
-with warnings.catch_warnings():
-    # The folder loader marks its own internals as preview; `load_from_defs_folder` silences the same notices.
-    warnings.simplefilter("ignore", PreviewWarning)
-    _folder = ComponentTree.from_module(defs_module=pgy_pipeline.defs, project_root=_PACKAGE_ROOT.parent).build_defs()
 
-defs = Definitions.merge(_folder, Definitions(resources=default_resources()))
+def _folder_defs() -> Definitions:
+    """Everything in pgy_pipeline/defs/. A function, not a module attribute: `-m pgy_pipeline.definitions`
+    refuses a module holding more than one Definitions object at module scope."""
+    with warnings.catch_warnings():
+        # The folder loader marks its own internals as preview; `load_from_defs_folder` silences the same notices.
+        warnings.simplefilter("ignore", PreviewWarning)
+        tree = ComponentTree.from_module(defs_module=pgy_pipeline.defs, project_root=_PACKAGE_ROOT.parent)
+        return tree.build_defs()
+
+
+defs = Definitions.merge(_folder_defs(), Definitions(resources=default_resources()))

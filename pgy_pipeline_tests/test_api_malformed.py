@@ -104,3 +104,48 @@ def test_dates_after_the_clients_today_are_malformed(simulator: Simulator, make_
 )
 def test_numeric_representation_decision(value: object, parsed: int | None) -> None:
     assert parse_int(value) == parsed
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("num_nan", "list[29].num None is not an integer"),  # NaN is not JSON: read as null
+        ("num_minus_infinity", "list[29].num None is not an integer"),
+        ("num_huge_digits", "body holds a number too long to read (Exceeds the limit (4300 digits)"),
+        ("code_beyond_integer", "envelope code 2147483648 is out of the 32-bit integer range API codes use"),
+        ("deep_nesting", "body nests arrays or objects too deeply to read"),
+    ],
+)
+def test_bodies_that_exhaust_a_parser_are_malformed_with_the_reason(
+    simulator: Simulator, make_client: MakeClient, fault: str, says: str
+) -> None:
+    simulator.inject(KOL, fault)
+    result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    (attempt,) = result.attempts
+    assert (result.outcome, attempt.outcome, result.points) == (Outcome.MALFORMED, Outcome.MALFORMED, ())
+    assert attempt.error is not None and attempt.error.startswith(f"malformed response: {says}"), attempt.error
+    assert attempt.api_code is None or fault.startswith("num_")
+
+
+@pytest.mark.parametrize(
+    ("fault", "inc", "rate", "message"),
+    [
+        ("rate_nan", "truth", None, "success"),  # 0 fans at the window start: the platform has no rate to give
+        ("rate_infinity", "truth", None, "success"),
+        ("rate_exponent_huge", "truth", None, "success"),
+        ("rate_huge_int", "truth", None, "success"),
+        ("inc_beyond_bigint", None, "truth", "success"),
+        ("message_nul_surrogate", "truth", "truth", "success\ufffd\ufffd"),
+    ],
+)
+def test_unusable_summaries_and_text_keep_the_points(
+    simulator: Simulator, make_client: MakeClient, fault: str, inc: object, rate: object, message: str
+) -> None:
+    clean = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    assert clean.fans_num_inc is not None and clean.fans_num_inc_rate is not None
+    simulator.inject(KOL, fault)
+    result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
+    assert result.outcome is Outcome.OK and result.points == clean.points
+    assert result.fans_num_inc == (clean.fans_num_inc if inc == "truth" else inc)
+    assert result.fans_num_inc_rate == (clean.fans_num_inc_rate if rate == "truth" else rate)
+    assert result.attempts[0].api_message == message

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+from datetime import timedelta
+from urllib.parse import quote, quote_plus
 
 import pytest
+from sqlalchemy import Engine, text
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.api.redact import redact, redact_bytes
 from pgy_pipeline.config import Secret
 from pgy_pipeline.fetch import fetch_all
 from pgy_pipeline.model import CallRequest, CallResult, Series, StopRun
+from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
 
 TOKEN = "tok-S3CRET-0123456789abcdef"  # a test token; the point is that it never leaks
@@ -65,3 +72,58 @@ def test_the_token_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
     assert "timed out" in everything and "ConnectionError" in everything  # the failures really happened
     assert TOKEN not in everything
     assert WRONG not in everything
+
+
+# A token with every character base64 adds ('+', '/', '='), which go out percent-encoded. Its letter-digit
+# runs survive every encoding a server may echo, so finding none of them anywhere proves nothing leaked.
+ENCODABLE = "Zq9Rt+Kx2Lp/Wm3Nc=Pt7Sd+Vb8Qf/Hn5Jg=="
+RUNS = ("Zq9Rt", "Kx2Lp", "Wm3Nc", "Pt7Sd", "Vb8Qf", "Hn5Jg")
+
+
+def test_a_token_echoed_encoded_is_masked_in_raw_bodies_and_the_fetch_log(engine: Engine) -> None:
+    echo_json, echo_html, clean = kol_ids(3)
+    add_kols(engine, [echo_json, echo_html, clean])
+    day = SIM_TODAY - timedelta(days=1)
+    with Simulator(token=ENCODABLE, today=SIM_TODAY) as sim:
+        sim.inject(echo_json, "echo_token_encoded")  # percent-encoded, decoded, '+' as space, JSON, HTML, twice
+        sim.inject(echo_html, "html_echo")  # the request target as received: percent-encoded
+        settings = {**FAST_CLIENT, "max_attempts": 1}
+        with TrendClient(sim.base_url, Secret(ENCODABLE), today=lambda: SIM_TODAY, **settings) as client:
+            run_range(engine, client, day, day, run_id="echo", today=SIM_TODAY)
+        echoed = [c for c in sim.calls if c.fault in ("echo_token_encoded", "html_echo")]
+    assert len(echoed) == 4  # both series of both KOLs really got an echoing answer
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "select coalesce(r.body::text, r.body_text, encode(r.body_bytes, 'escape')) as raw,"
+                "       f.error, f.api_message"
+                "  from pgy.fetch_log f left join pgy.raw_response r on r.fetch_log_id = f.id"
+                " where f.kol_id in (:a, :b)"
+            ),
+            {"a": echo_json, "b": echo_html},
+        ).all()
+    everything = "\n".join(str(value) for row in stored for value in row)
+    assert everything.count("***") >= 4 * 6 + 2  # every echoed form was there, and was masked
+    assert [run for run in RUNS if run.lower() in everything.lower()] == []
+
+
+ECHOES = {
+    "literal": ENCODABLE,
+    "percent-encoded": quote(ENCODABLE, safe=""),
+    "percent-encoded, lower-case hex": quote(ENCODABLE, safe="").lower(),
+    "percent-encoded but '/'": quote(ENCODABLE),
+    "form-encoded": quote_plus(ENCODABLE),
+    "'+' decoded as a space": ENCODABLE.replace("+", " "),
+    "every character percent-encoded": "".join(f"%{ord(c):02X}" for c in ENCODABLE),
+    "percent-encoded twice": quote(quote(ENCODABLE, safe=""), safe=""),
+    "JSON with \\/": json.dumps(ENCODABLE)[1:-1].replace("/", "\\/"),
+    "JSON \\u escapes": "".join(f"\\u{ord(c):04x}" for c in ENCODABLE),
+    "HTML hex entities": "".join(c if c.isalnum() else f"&#x{ord(c):X};" for c in ENCODABLE),
+    "HTML decimal entities": "".join(f"&#{ord(c)};" for c in ENCODABLE),
+}
+
+
+@pytest.mark.parametrize("form", ECHOES.values(), ids=ECHOES.keys())
+def test_every_echoed_form_of_the_token_is_masked(form: str) -> None:
+    assert redact_bytes(f"<p>for {form}.</p>".encode(), ENCODABLE) == b"<p>for ***.</p>"
+    assert redact(f"rejected {form}", ENCODABLE) == "rejected ***"

@@ -116,3 +116,50 @@ def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_its_rows(en
         load_points(engine, bad, fetch_ids={("k2", "total_fans"): ids[("k2", "total_fans")]})
     loaded = {r["kol_id"]: r["loaded"] for r in _rows(engine, "SELECT kol_id, loaded FROM pgy.fetch_log")}
     assert loaded == {"k1": True, "k2": False, "k3": True}
+
+
+def _envelope(rate: bytes) -> bytes:
+    return b'{"code":0,"message":"success","data":{"fansNumIncRate":' + rate + b',"list":[]}}'
+
+
+# Bodies Python's json reads (or nearly) that jsonb may refuse, with the column each must land in. The whole
+# set is recorded as ONE chunk with a good call: a single refusal would fail the COPY and lose them all.
+EDGE_BODIES: dict[str, tuple[bytes, str]] = {
+    "nan": (_envelope(b"NaN"), "body_text"),
+    "infinity": (_envelope(b"Infinity"), "body_text"),
+    "minus_infinity": (_envelope(b"-Infinity"), "body_text"),
+    "exponent_overflow": (_envelope(b"1e999999"), "body_text"),
+    "exponent_underflow": (_envelope(b"1e-999999"), "body_text"),
+    "zero_scale_overflow": (_envelope(b"0.0e-20000"), "body_text"),
+    "long_fraction": (_envelope(b"1." + b"1" * 20_000), "body_text"),
+    "long_integer": (_envelope(b"9" * 200_000), "body_text"),
+    "deep_100000": (_envelope(b"[" * 100_000 + b"]" * 100_000), "body_text"),
+    "deep_500": (_envelope(b"[" * 500 + b"]" * 500), "body"),
+    "big_but_fine": (_envelope(b"1" + b"0" * 400 + b".5e-900"), "body"),
+    "lone_surrogate": (b'{"code":0,"message":"\\udc00"}', "body_text"),
+    "nul_escape": (b'{"code":0,"message":"\\u0000"}', "body_text"),
+    "bom": (b"\xef\xbb\xbf" + _envelope(b"1"), "body_text"),
+    "raw_nul": (b'{"code":0,"message":"\x00"}', "body_bytes"),
+    "code_beyond_integer": (b'{"code":2147483648}', "body"),
+}
+
+
+def test_no_body_fails_the_chunk_it_arrives_in(engine: Engine) -> None:
+    good = [TrendPoint("good", date(2026, 3, 7), "total_fans", 107)]
+    results = [_call("good", Series.TOTAL_FANS, Outcome.OK, (_attempt(1, Outcome.OK, 0, b'{"code":0}'),), good)]
+    results += [
+        _call(name, Series.TOTAL_FANS, Outcome.MALFORMED, (_attempt(1, Outcome.MALFORMED, 0, body),))
+        for name, (body, _) in EDGE_BODIES.items()
+    ]
+    ids = record_calls(engine, results, run_id="r", partition_start=None, partition_end=None)
+    assert set(ids) == {("good", "total_fans")}  # the good call's result is recorded, ready to load
+    rows = _rows(engine, "SELECT f.kol_id, r.body::text AS body, r.body_text, r.body_bytes FROM pgy.raw_response r "
+                         "JOIN pgy.fetch_log f ON f.id = r.fetch_log_id")  # fmt: skip
+    kept = {r["kol_id"]: next((c, v) for c, v in r.items() if c != "kol_id" and v is not None) for r in rows}
+    for name, (body, column) in EDGE_BODIES.items():
+        stored_in, value = kept[name]
+        assert stored_in == column, name
+        if column == "body_text":
+            assert value.encode("utf-8") == body, name  # verbatim
+        elif column == "body_bytes":
+            assert bytes(value) == body, name

@@ -110,6 +110,26 @@ CASES: list[Hostile] = [
     Hostile("negative new fans (accepted: unfollows)", "num_negative", OK, WINDOW, "json", series=Series.NEW_FANS),
     Hostile("empty list with code 0 (accepted, nothing to load)", "empty_list", OK, 0, "json"),
     Hostile("10,000-item list (accepted)", "huge_list", OK, HUGE_LIST_ITEMS, "json"),
+    # --- JSON that Python reads and Postgres jsonb refuses, or that exhausts a parser ------------------------
+    Hostile("fansNumIncRate `NaN` (0 fans at the window start; accepted, rate null)", "rate_nan", OK, WINDOW, "text"),
+    Hostile("fansNumIncRate `Infinity` (accepted, rate null)", "rate_infinity", OK, WINDOW, "text"),
+    Hostile(
+        "fansNumIncRate `1e999999`, beyond numeric (accepted, rate null)", "rate_exponent_huge", OK, WINDOW, "text"
+    ),
+    Hostile("fansNumIncRate a 401-digit integer (accepted, rate null)", "rate_huge_int", OK, WINDOW, "json"),
+    Hostile("fansNumInc 2^63, beyond bigint (accepted, inc null)", "inc_beyond_bigint", OK, WINDOW, "json"),
+    Hostile(
+        "message with `\\u0000` and a lone surrogate (accepted, both U+FFFD)",
+        "message_nul_surrogate",
+        OK,
+        WINDOW,
+        "text",
+    ),
+    _malformed("num `NaN`", "num_nan", "text"),
+    _malformed("num `-Infinity`", "num_minus_infinity", "text"),
+    _malformed("num of 5,000 digits (beyond Python's int parsing)", "num_huge_digits", "text", None),
+    _malformed("`code` 2^31, beyond integer", "code_beyond_integer", "json", None),
+    _malformed("`data` nested 100,000 arrays deep", "deep_nesting", "text", None),
     # --- codes and HTTP statuses that ask for patience -----------------------------------------------------
     Hostile("HTTP 200 with code 302, once", "code_302", OK, WINDOW, "json", 200, 0, 2, RATE_LIMITED, times=1),
     _storm("HTTP 200 with code 302, every time", "code_302", 200, 302, "json", RATE_LIMITED),

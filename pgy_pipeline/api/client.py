@@ -31,7 +31,7 @@ from pgy_pipeline.api.parse import Malformed, Trend, decode_envelope, parse_tren
 from pgy_pipeline.api.policy import BILLED_CODES, Action, decide, stop_reason
 from pgy_pipeline.api.ratelimit import RateGate
 from pgy_pipeline.api.redact import install_urllib3_log_filter, redact, redact_bytes
-from pgy_pipeline.config import Secret
+from pgy_pipeline.config import Secret, check_cleartext, plaintext_allowed
 from pgy_pipeline.model import Attempt, CallRequest, CallResult, Endpoint, Outcome, StopRun, check_kol_id
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,12 @@ class TrendClient:
         read_timeout_s: float = 60.0,
         accept_cache: bool | None = None,
         today: Callable[[], date] | None = None,
+        allow_plaintext_http: bool | None = None,
     ) -> None:
+        # First, before any session or socket exists: plain HTTP off this machine needs an explicit opt-in
+        # (None: the PGY_ALLOW_PLAINTEXT_HTTP environment variable decides).
+        allowed = plaintext_allowed() if allow_plaintext_http is None else allow_plaintext_http
+        check_cleartext(base_url, allowed)
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_attempts < 1:

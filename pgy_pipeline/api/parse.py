@@ -11,7 +11,10 @@ and a string, so parsing is tolerant about *representation* and strict about *me
 * Duplicate dateKeys collapse when they agree and make the response malformed when they do not;
   unsorted lists and longer windows than asked are accepted and sorted.
 * `fansNumInc` / `fansNumIncRate` are summaries the warehouse can recompute: an unusable value
+  (NaN or Infinity for a KOL with 0 fans at the window start, a number beyond bigint / double)
   becomes None rather than failing the whole response.
+* No body, however built, raises anything but Malformed: integers longer than Python converts,
+  nesting deeper than its recursion limit and a `code` beyond Postgres `integer` are malformed too.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
-from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, Series, TrendPoint
+from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, INTEGER_MAX, INTEGER_MIN, Series, TrendPoint, storable_text
 
 _INT_STRING = re.compile(r"-?[0-9]{1,25}")
 _DATE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -30,6 +36,30 @@ _DATE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 class Malformed(ValueError):
     """The body is not a usable envelope or trend; the message says what is wrong (no token in it)."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _contained(parse: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Nesting deep enough to exhaust Python's recursion limit (in json.loads, json.dumps or repr) is a
+    property of the body, so it is Malformed like any other: it must not end the run that received it."""
+
+    @wraps(parse)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return parse(*args, **kwargs)
+        except RecursionError:
+            raise Malformed("body nests arrays or objects too deeply to read") from None
+
+    return guarded
+
+
+def _show(value: object, limit: int = 40) -> str:
+    """A body value for an error message: its repr, clipped (a hostile value may be megabytes long)."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -66,7 +96,7 @@ def parse_int(value: object) -> int | None:
 def _optional_text(value: object) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return storable_text(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
 def _non_standard_constant(_name: str) -> None:
@@ -74,6 +104,7 @@ def _non_standard_constant(_name: str) -> None:
     return None
 
 
+@_contained
 def decode_envelope(body: bytes) -> Envelope:
     """The envelope of a response body, or Malformed saying why it is not one."""
     if not body:
@@ -87,13 +118,17 @@ def decode_envelope(body: bytes) -> Envelope:
     except json.JSONDecodeError as exc:
         snippet = text[:40].replace("\n", " ")
         raise Malformed(f"body is not JSON ({exc.msg} at char {exc.pos}; starts {snippet!r})") from None
+    except ValueError as exc:  # an integer literal longer than Python converts (4,300 digits by default)
+        raise Malformed(f"body holds a number too long to read ({str(exc).split(';')[0]})") from None
     if not isinstance(doc, dict):
         raise Malformed(f"body is JSON {type(doc).__name__}, not the Result envelope object")
     if "code" not in doc:
         raise Malformed("envelope has no 'code'")
     code = parse_int(doc["code"])
     if code is None:
-        raise Malformed(f"envelope code {doc['code']!r} is not an integer")
+        raise Malformed(f"envelope code {_show(doc['code'])} is not an integer")
+    if not INTEGER_MIN <= code <= INTEGER_MAX:
+        raise Malformed(f"envelope code {_show(code)} is out of the 32-bit integer range API codes use")
     return Envelope(
         code=code,
         message=_optional_text(doc.get("message")),
@@ -105,7 +140,7 @@ def decode_envelope(body: bytes) -> Envelope:
 
 def _parse_date_key(value: object, index: int) -> date:
     if not isinstance(value, str) or not _DATE_KEY.fullmatch(value):
-        raise Malformed(f"list[{index}].dateKey {value!r} is not a YYYY-MM-DD date")
+        raise Malformed(f"list[{index}].dateKey {_show(value)} is not a YYYY-MM-DD date")
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -115,9 +150,9 @@ def _parse_date_key(value: object, index: int) -> date:
 def _parse_num(value: object, index: int, series: Series) -> int:
     num = parse_int(value)
     if num is None:
-        raise Malformed(f"list[{index}].num {value!r} is not an integer")
+        raise Malformed(f"list[{index}].num {_show(value)} is not an integer")
     if not BIGINT_MIN <= num <= BIGINT_MAX:
-        raise Malformed(f"list[{index}].num {num} does not fit a bigint")
+        raise Malformed(f"list[{index}].num {_show(num)} does not fit a bigint")
     if series is Series.TOTAL_FANS and num < 0:
         raise Malformed(f"list[{index}].num {num}: total fans cannot be negative")
     return num
@@ -128,11 +163,17 @@ def _rate(value: object) -> float | None:
         return None
     try:
         rate = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond any double
         return None
     return rate if math.isfinite(rate) else None
 
 
+def _bigint(value: object) -> int | None:
+    number = parse_int(value)
+    return number if number is not None and BIGINT_MIN <= number <= BIGINT_MAX else None
+
+
+@_contained
 def parse_trend(data: object, kol_id: str, series: Series, today: date) -> Trend:
     """Validate a success response's `data` into sorted, de-duplicated points for one KOL and series."""
     if not isinstance(data, dict):
@@ -153,4 +194,4 @@ def parse_trend(data: object, kol_id: str, series: Series, today: date) -> Trend
             raise Malformed(f"dateKey {day} appears twice with different nums ({seen} and {num})")
     increase_type = series.value
     points = tuple(TrendPoint(kol_id, day, increase_type, by_date[day]) for day in sorted(by_date))
-    return Trend(points, parse_int(data.get("fansNumInc")), _rate(data.get("fansNumIncRate")))
+    return Trend(points, _bigint(data.get("fansNumInc")), _rate(data.get("fansNumIncRate")))

@@ -2,32 +2,69 @@
 
 The token travels as a query parameter, so anything that prints a URL leaks it: requests puts the
 full URL into ConnectionError/Timeout messages and urllib3 logs request lines at DEBUG. Two layers
-protect against that: `redact` scrubs both the literal token and any `token=` query value, and
+protect against that: `redact` scrubs the token and any `token=` query value, and
 `install_urllib3_log_filter` rewrites urllib3's log records before any handler sees them.
+
+A server echoing the request rarely echoes the token as we hold it: a token with `+`, `/` or `=` goes
+out percent-encoded (`%2B`, `%2F`, `%3D`) and comes back that way, decoded with `+` read as a space,
+JSON-escaped (`\\/`, `\\u002b`), HTML-escaped (`&#x2F;`, `&#43;`) or encoded twice (`%252B`). So the
+token is matched character by character, each character in any of those forms, in any mix.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import re
+from functools import lru_cache
 
 MASK = "***"
 _TOKEN_PARAM = re.compile(r"(?i)(token=)[^&\s'\"()<>]*")
 
 
+def _char_forms(char: str) -> str:
+    """A regex for one character of the token in every form a server may echo it (hex digits in any case)."""
+    code = ord(char)
+    forms = [
+        re.escape(char),
+        "".join(f"%(?:25)*{byte:02x}" for byte in char.encode("utf-8")),  # percent-encoded, once or more
+        f"&#0*{code};",
+        f"&#x0*{code:x};",
+    ]
+    if code < 0x10000:
+        forms.append(f"\\\\u{code:04x}")  # JSON's \u escape
+    if char == "/":
+        forms.append(r"\\/")  # JSON's optional escape of '/'
+    if char == "+":
+        forms += [" ", "%(?:25)*20"]  # a literal '+' decoded as form data reads as a space
+    escaped = html.escape(char)
+    if escaped != char:
+        forms.append(re.escape(escaped))
+    return "(?:" + "|".join(forms) + ")"
+
+
+@lru_cache(maxsize=8)
+def _token_pattern(token: str) -> re.Pattern[str]:
+    return re.compile("".join(_char_forms(char) for char in token), re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def _token_pattern_bytes(token: str) -> re.Pattern[bytes]:
+    return re.compile(_token_pattern(token).pattern.encode("utf-8"), re.IGNORECASE)
+
+
 def redact(text: str, token: str | None = None) -> str:
-    """`text` with the token (if given) and every `token=<value>` query value replaced by ***."""
+    """`text` with the token (if given, in any encoding) and every `token=<value>` query value replaced by ***."""
     if token:
-        text = text.replace(token, MASK)
+        text = _token_pattern(token).sub(MASK, text)
     return _TOKEN_PARAM.sub(lambda m: m.group(1) + MASK, text)
 
 
 def redact_bytes(body: bytes, token: str | None) -> bytes:
-    """A raw body with the token replaced (a server may echo the request URL in an error page)."""
+    """A raw body with the token replaced, in any encoding (a server may echo the request URL in an error page)."""
     if not token:
         return body
-    needle = token.encode("utf-8")
-    return body.replace(needle, MASK.encode("ascii")) if needle in body else body
+    return _token_pattern_bytes(token).sub(MASK.encode("ascii"), body)
 
 
 class _RedactingFilter(logging.Filter):

@@ -54,6 +54,11 @@ class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
     backoff_max_s: float = Field(default=30.0, description="Longest delay between attempts.")
     read_timeout_s: float = Field(default=60.0, description="Read timeout; at least 60 s (a timeout may double-bill).")
+    allow_plaintext_http: bool | None = Field(
+        default=None,
+        description="Send the token over plain http:// to a non-loopback host (prod-cn) "
+        "(default: PGY_ALLOW_PLAINTEXT_HTTP, else refused).",
+    )
 
     def endpoint_variant(self) -> Endpoint:
         """The configured endpoint, falling back to the environment; a bad value fails with the fix named."""
@@ -68,21 +73,22 @@ class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
             settings = Settings.from_env()
             token = require_token(Secret(self.token) if self.token else settings.api_token)
             base_url = resolve_base_url(self.base_url) if self.base_url else settings.api_base_url
+            return TrendClient(
+                base_url,
+                token,
+                self.endpoint_variant(),
+                concurrency=self.concurrency,
+                min_concurrency=self.min_concurrency,
+                max_concurrency=self.max_concurrency,
+                rate_limit_per_s=self.rate_limit_per_s,
+                max_attempts=self.max_attempts,
+                backoff_base_s=self.backoff_base_s,
+                backoff_max_s=self.backoff_max_s,
+                read_timeout_s=self.read_timeout_s,
+                allow_plaintext_http=self.allow_plaintext_http,
+            )
         except ConfigError as exc:
             raise Failure(description=str(exc)) from None
-        return TrendClient(
-            base_url,
-            token,
-            self.endpoint_variant(),
-            concurrency=self.concurrency,
-            min_concurrency=self.min_concurrency,
-            max_concurrency=self.max_concurrency,
-            rate_limit_per_s=self.rate_limit_per_s,
-            max_attempts=self.max_attempts,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            read_timeout_s=self.read_timeout_s,
-        )
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]

@@ -305,7 +305,7 @@ def _sent_code(reply: Reply) -> object:
     """The code field of a reply body, for the call log (None when the body has none)."""
     try:
         doc = json.loads(reply.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile bodies: not JSON, or nested too deeply for Python
         return None
     return doc.get("code") if isinstance(doc, dict) else None
 

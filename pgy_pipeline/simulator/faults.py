@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import Enum
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 # Messages as the platform's code reference spells them (seed page); undocumented ones invented.
 CODE_MESSAGES: dict[int, str] = {
@@ -345,3 +346,58 @@ VALID_VARIANTS = VALID_VARIANTS | {"extra_fields", "extra_item_fields", "huge_li
 def _slow_body(ctx: FaultContext) -> Reply:
     """Headers and half the body at once, the rest later than the client's read timeout (billed, like `slow`)."""
     return replace(success_reply(ctx), transport=Transport.STALL_MID_BODY, stall_s=ctx.slow_s)
+
+
+# --- bodies Python reads but Postgres refuses, or that exhaust a parser -----------------------------
+# Each splices a literal into the success answer where no serialiser would write it: (field, literal).
+
+_SPLICE = "@@splice@@"
+_SPLICED: dict[str, tuple[str, bytes]] = {
+    # Valid answers: a summary figure is unusable (a KOL with 0 fans at the window start has no rate).
+    "rate_nan": ("fansNumIncRate", b"NaN"),
+    "rate_infinity": ("fansNumIncRate", b"Infinity"),
+    "rate_exponent_huge": ("fansNumIncRate", b"1e999999"),
+    "rate_huge_int": ("fansNumIncRate", b"1" + b"0" * 400),
+    "inc_beyond_bigint": ("fansNumInc", str(2**63).encode()),
+    "message_nul_surrogate": ("message", b'"success\\u0000\\ud800"'),
+    # Malformed answers:
+    "num_nan": ("num", b"NaN"),
+    "num_minus_infinity": ("num", b"-Infinity"),
+    "num_huge_digits": ("num", b"9" * 5000),
+    "code_beyond_integer": ("code", str(2**31).encode()),
+    "deep_nesting": ("data", b"[" * 100_000 + b"]" * 100_000),
+}
+
+
+def _spliced(field: str, literal: bytes) -> FaultBuilder:
+    def build(ctx: FaultContext) -> Reply:
+        doc = ctx.success(0)
+        target = doc["data"]["list"][-1] if field == "num" else doc if field in doc else doc["data"]
+        target[field] = _SPLICE
+        body = dump(doc).replace(f'"{_SPLICE}"'.encode(), literal)
+        return Reply(body=body, billed=field != "code")
+
+    return build
+
+
+for _name, (_field, _literal) in _SPLICED.items():
+    FAULTS[_name] = _spliced(_field, _literal)
+VALID_VARIANTS = VALID_VARIANTS | {name for name in _SPLICED if not name.startswith(("num_", "code_", "deep_"))}
+
+
+@fault("echo_token_encoded")
+def _echo_token_encoded(ctx: FaultContext) -> Reply:
+    """An HTTP 500 JSON error quoting the token in the forms servers echo it: as sent (percent-encoded),
+    decoded, with '+' decoded as a space, JSON-escaped, HTML-escaped and percent-encoded twice."""
+    sent = next(p[6:] for p in urlsplit(ctx.request_target).query.split("&") if p.startswith("token="))
+    token = unquote(sent)
+    forms = [
+        sent,
+        token,
+        token.replace("+", " "),
+        json.dumps(token)[1:-1].replace("/", "\\/").replace("+", "\\u002B"),
+        "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in token),
+        quote(sent, safe=""),
+    ]
+    body = b'{"code":500,"message":"upstream rejected ' + " | ".join(forms).encode() + b'","data":null}'
+    return Reply(status=500, body=body)

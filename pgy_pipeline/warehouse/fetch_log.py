@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey
+from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
 
@@ -29,12 +29,33 @@ _LOG_COLUMNS = (
     "fans_num_inc_rate", "duration_ms", "error", "loaded",
 )  # fmt: skip
 _BODY_COLUMNS = ("fetch_log_id", "body", "body_text", "body_bytes")
-# JSON that Python accepts but jsonb refuses: NUL characters and lone UTF-16 surrogates in escapes.
-_JSONB_UNSAFE = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# JSON that Python reads but jsonb refuses: NUL characters and UTF-16 surrogates in escapes (paired ones are
+# fine for jsonb but cheaper to send to text than to tell apart), and numbers beyond Postgres numeric (131,072
+# digits before the point, 16,383 after): any run of 1,000+ digits takes the safe path too. Exponents are
+# checked by _finite_numeric, since jsonb reads 1e999999 as numeric where Python reads it as inf.
+_JSONB_UNSAFE = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9]{1000}")
+_EXPONENT = re.compile(r"[eE]([-+]?[0-9]+)$")
+_MAX_EXPONENT = 1000  # far inside numeric's range whatever the mantissa (at most 999 digits, see above)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_numeric(literal: str) -> float:
+    """A float literal jsonb's numeric reads as surely as Python; ValueError for one it might refuse."""
+    exponent = _EXPONENT.search(literal)
+    if exponent and abs(int(exponent.group(1))) > _MAX_EXPONENT:
+        raise ValueError(f"exponent of {literal[:20]} is beyond Postgres numeric")
+    return 0.0  # the value itself is not needed
 
 
 def _body_columns(raw: bytes) -> tuple[str | None, str | None, bytes | None]:
-    """(jsonb text, text, bytes): exactly one set, the most useful form the body allows."""
+    """(jsonb text, text, bytes): exactly one set, the most useful form Postgres accepts for this body.
+
+    jsonb only for JSON that jsonb is certain to read (so the COPY of a whole chunk can never fail on one
+    body); other UTF-8 without NUL is text; anything else is bytes.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -42,8 +63,8 @@ def _body_columns(raw: bytes) -> tuple[str | None, str | None, bytes | None]:
     if "\x00" in text:
         return None, None, raw
     try:
-        json.loads(text)
-    except ValueError:
+        json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_numeric)
+    except (ValueError, RecursionError):  # not JSON, NaN / Infinity, too long an integer, too deep
         return None, text, None
     if _JSONB_UNSAFE.search(text):
         return None, text, None
@@ -51,8 +72,8 @@ def _body_columns(raw: bytes) -> tuple[str | None, str | None, bytes | None]:
 
 
 def _text(value: str | None) -> str | None:
-    """Postgres text cannot hold NUL; a hostile message keeps every other character."""
-    return value.replace("\x00", "\ufffd") if value else value
+    """Postgres text cannot hold NUL (nor psycopg send a lone surrogate); a hostile message keeps the rest."""
+    return storable_text(value) if value else value
 
 
 def _attempt_rows(result: CallResult) -> Iterator[tuple[Attempt | None, bool, str]]:

@@ -13,7 +13,9 @@ from typing import NamedTuple
 from pgy_pipeline.warehouse.dbapi import PgConnection
 
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
-_MY_XID = "(SELECT pg_current_xact_id()::text::xid)"
+# The xid8 -> xid cast keeps the low 32 bits (PostgreSQL 13 on). Going through text instead breaks once the
+# cluster's xid epoch is 1 or more: from PostgreSQL 16, `xid` input refuses values above 2^32.
+_MY_XID = "(SELECT pg_current_xact_id()::xid)"
 
 # Where the differing runs collect: the stage's columns plus a flag; created right after the stage
 # (pgy_stage_run must exist), filled batch by batch (see check_batch).
