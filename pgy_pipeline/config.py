@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pgy_pipeline.errors import UsageError
 from pgy_pipeline.model import Endpoint
 
 PROD_GLOBAL_BASE_URL = "https://api.justoneapi.com"
@@ -21,7 +23,7 @@ PLAINTEXT_OPT_IN = "PGY_ALLOW_PLAINTEXT_HTTP"
 _TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting is missing or malformed; the message names the variable and what to do."""
 
 
@@ -109,6 +111,14 @@ def parse_endpoint(value: str | None) -> Endpoint:
         return Endpoint(value.strip().lower())
     except ValueError:
         raise ConfigError(f"PGY_TREND_ENDPOINT={value!r} is not one of {[e.value for e in Endpoint]}") from None
+
+
+def time_of_day(value: str | None, variable: str, default: str) -> tuple[int, int]:
+    """(hour, minute) of an `HH:MM` China time in `variable` (or `default`); a malformed value names the variable."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (value or default).strip())
+    if match is None:
+        raise ConfigError(f"{variable}={value!r} is not a time of day; use HH:MM in China time, e.g. {default}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def require_token(token: Secret | None) -> Secret:

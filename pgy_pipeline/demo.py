@@ -1,7 +1,9 @@
 """The offline demo: embedded Postgres + the local simulator + Dagster, no token and no server needed.
 
 `pgy-pipeline demo` tracks a sample KOL set, materialises the last 7 daily partitions of
-`kol_fans_trend` through Dagster in one run (with its asset checks), and prints what landed.
+`kol_fans_trend` and `kol_fans_anomaly` through Dagster in one run (with the asset checks), and prints
+what landed and the suspected anomalies: one sample KOL has a bought batch of followers planted in the
+simulator, most of which disappears two days later.
 `pgy-pipeline demo --ui` then keeps the simulator running and starts `dagster dev` against the same
 warehouse and Dagster instance, so the run shows in the UI and a backfill can be launched there.
 
@@ -26,8 +28,10 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.config import Settings
+from pgy_pipeline.model import Series
 from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.anomaly import stored_anomalies
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import ensure_schema
@@ -39,6 +43,16 @@ SAMPLE_KOLS = (
     "5d41402abc4b2a76b9719d91",
     "5e8848aa7f3c2b1d0e9f8a7b",
 )
+PLANTED_KOL = SAMPLE_KOLS[2]  # gets a bought batch two days before the latest date, most of it lost on the latest
+
+
+def _plant_bought_followers(sim: Simulator) -> None:
+    """A batch of followers bought for PLANTED_KOL (10 % of its total, at least 5,000), 70 % of it gone 2 days later."""
+    spike_day = sim.latest_date - timedelta(days=2)
+    total = sim.truth(PLANTED_KOL, Series.TOTAL_FANS, spike_day) or 0
+    batch = max(5_000, total // 10)
+    sim.jump(PLANTED_KOL, spike_day, batch)
+    sim.jump(PLANTED_KOL, sim.latest_date, -batch * 7 // 10)
 
 
 def _dagster_home(home: Path) -> Path:
@@ -55,6 +69,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     """One Dagster run over the last `days` partitions; returns whether it succeeded."""
     from dagster import DagsterInstance, materialize
 
+    from pgy_pipeline.defs.anomaly import kol_fans_anomaly
     from pgy_pipeline.defs.assets import kol_fans_trend
     from pgy_pipeline.defs.checks import asset_checks
     from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
@@ -64,7 +79,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     print(f"materialising partitions {start}..{latest} in one Dagster run ...")
     with DagsterInstance.get() as instance:
         result = materialize(
-            [kol_fans_trend, *asset_checks],
+            [kol_fans_trend, kol_fans_anomaly, *asset_checks],
             instance=instance,
             resources={
                 "trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
@@ -114,6 +129,10 @@ def _print_rows(engine: Engine, days: int) -> None:
         print(f"  {day}  {kols:4}  {total_fans:15}  {new_fans:13}")
     print(f"  ({total} rows in the warehouse: every date of each 30-day window received was kept)")
     print("API codes in pgy.fetch_log: " + ", ".join(f"{c}: {n}" for c, n in codes))
+    anomalies = stored_anomalies(engine, latest - timedelta(days=days - 1), latest)
+    print(f"\nsuspected anomalies in pgy.kol_fans_anomaly ({len(anomalies)}; suspicions, not proof):")
+    for a in anomalies:
+        print(f"  {a.date_key}  {a.kol_id}  {a.rule:15}  {a.summary}")
 
 
 def _ui_env(sim: Simulator, home: Path, dagster_home: Path, database_url: str | None) -> dict[str, str]:
@@ -151,6 +170,7 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     print(f"tracking {len(SAMPLE_KOLS)} sample KOLs ({counts.added} new) in pgy.tracked_kol")
     with Simulator(port=sim_port) as sim:
         print(f"simulator (the Just One API, offline) at {sim.base_url}, token {sim.token!r}")
+        _plant_bought_followers(sim)
         ok = _materialise(sim, home, settings.database_url, days)
         _print_rows(engine, days)
         engine.dispose()

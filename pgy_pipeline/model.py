@@ -11,6 +11,8 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
+from pgy_pipeline.errors import UsageError
+
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
 
@@ -62,7 +64,7 @@ def storable_text(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-class InvalidKolId(ValueError):
+class InvalidKolId(UsageError, ValueError):
     """A KOL id that cannot be a Xiaohongshu user id; raised before anything touches the network or database."""
 
 

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 
 from pgy_pipeline.warehouse.engine import embedded_url
-from pgy_pipeline_tests.pg import fresh_database, server_url, stop_embedded
+from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
 
-# simulator fixtures (`simulator`, `make_client`) and warehouse/Dagster fixtures (`engine`, `sim`, `instance`)
-pytest_plugins = ["pgy_pipeline_tests.fixtures_sim", "pgy_pipeline_tests.pipeline_support"]
+# simulator fixtures (`simulator`, `make_client`), warehouse/Dagster fixtures (`engine`, `sim`, `instance`, `today`,
+# `yesterday`) and the production Dagster instance's (`dagster_home`, `dagster_storage_url`)
+pytest_plugins = [
+    "pgy_pipeline_tests.fixtures_sim",
+    "pgy_pipeline_tests.pipeline_support",
+    "pgy_pipeline_tests.dagster_procs",
+]
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +28,16 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def admin_url(embedded_home: Path) -> str:
-    """Maintenance URL of the test server (PGY_TEST_DATABASE_URL, else embedded)."""
-    return server_url(embedded_home)
+def admin_url(embedded_home: Path) -> Iterator[str]:
+    """Maintenance URL of the test server (PGY_TEST_DATABASE_URL, else embedded).
+
+    The migrations create cluster-wide group roles; those this session created are dropped at its end once no
+    database uses them, so the suite leaves no role behind on a shared server.
+    """
+    url = server_url(embedded_home)
+    before = existing_roles(url)
+    yield url
+    drop_unused_roles(url, existing_roles(url) - before)
 
 
 @pytest.fixture(scope="session")

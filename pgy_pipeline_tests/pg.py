@@ -55,3 +55,48 @@ def fresh_database(admin_url: str, prefix: str = "pgy_t") -> Iterator[str]:
     finally:
         with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Cluster-wide roles the migrations create (NOLOGIN groups): left behind only if they existed before the session.
+GROUP_ROLES = ("pgy_reader", "pgy_etl")
+
+
+def existing_roles(admin_url: str, names: tuple[str, ...] = GROUP_ROLES) -> set[str]:
+    """Which of `names` exist on the server of `admin_url` (roles are per server, not per database)."""
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(names),)).fetchall()
+    return {str(name) for (name,) in rows}
+
+
+def drop_unused_roles(admin_url: str, names: set[str]) -> list[str]:
+    """Drop each role in `names` that no database references any more; return those still in use (kept:
+    another developer's or session's database on the same server holds grants to them)."""
+    kept = []
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        for name in sorted(names):
+            try:
+                conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+            except psycopg.errors.DependentObjectsStillExist:
+                kept.append(name)
+    return kept
+
+
+@contextlib.contextmanager
+def login_role(admin_url: str, database_url: str, member_of: str | None) -> Iterator[str]:
+    """A LOGIN role of its own (unique name, a password), in group `member_of` if given; yield `database_url` as
+    that login.
+
+    Dropped afterwards, its sessions ended first, so no test leaves a role on a shared server (a role that owns
+    objects can only be dropped once their database is gone: drop that database inside this context).
+    """
+    name = f"pgy_t_{member_of or 'login'}_{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    group = f' IN ROLE "{member_of}"' if member_of else ""
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'{group}")
+    try:
+        yield make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            conn.execute(f'DROP ROLE IF EXISTS "{name}"')

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from pgy_pipeline.cli import main
-from pgy_pipeline.demo import SAMPLE_KOLS
+from pgy_pipeline.demo import PLANTED_KOL, SAMPLE_KOLS
 
 
 def test_demo_materialises_the_last_partitions_and_says_how_to_open_the_ui(
@@ -24,6 +24,9 @@ def test_demo_materialises_the_last_partitions_and_says_how_to_open_the_ui(
     assert f"calls_ok       {2 * len(SAMPLE_KOLS)}" in out
     assert "FAILED" not in out
     assert "pgy-pipeline demo --ui" in out
+    suspected = [line.split() for line in out.splitlines() if line.startswith("  ") and PLANTED_KOL in line]
+    assert [words[2] for words in suspected] == ["spike", "spike_then_drop"]  # the planted batch, then its loss
+    assert "suspected anomalies in pgy.kol_fans_anomaly (2;" in out  # and nothing about the other sample KOLs
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
     with create_engine(database_url).connect() as conn:
         assert conn.scalar(text("select count(distinct kol_id) from pgy.kol_fans_trend")) == len(SAMPLE_KOLS)

@@ -3,23 +3,19 @@ the API concurrency pool, exercised by a real webserver and daemon running a rea
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from dagster import DagsterInstance
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
-from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.plan import CHINA_TZ
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
-from pgy_pipeline_tests.pg import fresh_database, libpq_url
+from pgy_pipeline_tests.pg import libpq_url
 from pgy_pipeline_tests.pipeline_support import stored, track
 
 SCHEDULE = "kol_fans_trend_daily"
@@ -35,22 +31,6 @@ mutation Start($selector: ScheduleSelector!) {
 INSTANCE = "{ instance { runQueuingSupported runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }"
 
 
-@pytest.fixture
-def dagster_storage_url(admin_url: str) -> Iterator[str]:
-    """Dagster's own storage: a database of its own on the test server (as it would be in production)."""
-    with fresh_database(admin_url, prefix="dagster_t") as url:
-        # dagster-postgres is written for psycopg2; SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
-        yield make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
-    return home
-
-
 def test_production_instance_config_loads_with_queue_limits_and_pool(
     dagster_home: Path, dagster_storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,13 +44,16 @@ def test_production_instance_config_loads_with_queue_limits_and_pool(
         assert config.run_queue_config is not None and config.run_queue_config.max_concurrent_runs == 4
         limits = {limit["key"]: limit["limit"] for limit in config.run_queue_config.tag_concurrency_limits}
         assert limits == {"dagster/backfill": 1, "dagster/schedule_name": 1}
+        # A run whose worker dies is failed and retried; a run the asset itself failed is not.
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_resume_run_attempts == 0
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
     assert kol_fans_trend.op.pool == API_POOL
 
 
 def _next_minute_in_china() -> datetime:
-    """A schedule time the daemon reaches soon, with room for the daemon to start first."""
-    now = datetime.now(CHINA_TZ)
-    return (now + timedelta(minutes=2 if now.second > 40 else 1)).replace(second=0, microsecond=0)
+    """The next whole minute in China: a schedule time in the future, whatever happens next."""
+    return (datetime.now(CHINA_TZ) + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 @pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
@@ -81,14 +64,12 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     dagster_storage_url: str,
     database_url: str,
     tmp_path: Path,
-    yesterday: date,
 ) -> None:
+    """The schedule is turned on first; only then is its time chosen (the next minute) and the daemon started
+    with it. Dagster's scheduler evaluates every tick after the moment the schedule was started, catching up
+    on ticks it reaches late, so however slowly the machine starts the daemon, this tick cannot be missed."""
     kols = track(engine, 3)
-    tick = _next_minute_in_china()
-    env = pgy_env(
-        dagster_home, database_url, sim.base_url, sim.token,
-        DAGSTER_PG_URL=dagster_storage_url, PGY_SCHEDULE_TIME=f"{tick:%H:%M}",
-    )  # fmt: skip
+    env = pgy_env(dagster_home, database_url, sim.base_url, sim.token, DAGSTER_PG_URL=dagster_storage_url)
     target = ["-m", "pgy_pipeline.definitions"]
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
     port = free_port()
@@ -96,7 +77,6 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     with process_group() as processes:
         spawn([str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)], env, web_log, processes)
         wait_for(f"http://127.0.0.1:{port}/server_info", processes[0], web_log)
-        spawn([str(BIN / "dagster-daemon"), "run", *target], env, daemon_log, processes)
 
         instance = gql(graphql, INSTANCE)["instance"]
         assert instance["runQueuingSupported"] is True
@@ -108,15 +88,19 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
         started = gql(graphql, START_SCHEDULE, {"selector": selector})["startSchedule"]
         assert started["__typename"] == "ScheduleStateResult", started  # turned on as in the UI's toggle
 
-        wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 150
+        tick = _next_minute_in_china()  # after the schedule's start: the daemon will evaluate it, late or not
+        daemon_env = env | {"PGY_SCHEDULE_TIME": f"{tick:%H:%M}"}
+        spawn([str(BIN / "dagster-daemon"), "run", *target], daemon_env, daemon_log, processes)
+        wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 600
         runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), wait_s, poll_s=1)
         logs = f"daemon:\n{daemon_log.read_text()[-3000:]}"
     assert len(runs) == 1, f"expected one scheduled run, got {runs}\n{logs}"
     (run,) = runs
     assert run["status"] == "SUCCESS", logs
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["dagster/partition"] == yesterday.isoformat()  # the tick targets China-yesterday
-    assert len(stored(engine, yesterday, yesterday)) == 2 * len(kols)
+    partition = tick.date() - timedelta(days=1)  # the tick targets China-yesterday (of the tick's own date)
+    assert tags["dagster/partition"] == partition.isoformat()
+    assert len(stored(engine, partition, partition)) == 2 * len(kols)
     assert sim.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
     with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history is in Postgres, not on local disk
         (stored_runs,) = conn.execute("SELECT count(*) FROM runs").fetchone() or (0,)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import Series, TrendPoint
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, load_points
-from pgy_pipeline.warehouse.migrate import SQL_DIR, MigrationError, available, upgrade
+from pgy_pipeline.warehouse.migrate import MigrationError, available, shipped_sql_dir, upgrade
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
 
 CONTRACT_TABLES = {"tracked_kol", "kol_fans_trend", "kol_fans_trend_revision", "fetch_log", "raw_response"}
@@ -105,7 +105,7 @@ def test_database_with_an_unknown_migration_is_refused(database_url: str, engine
 
 def test_changed_applied_file_is_refused_and_nothing_applied(engine: Engine, tmp_path: Path) -> None:
     sql_dir = tmp_path / "sql"
-    shutil.copytree(SQL_DIR, sql_dir)
+    shutil.copytree(str(shipped_sql_dir()), sql_dir)  # installed on the file system
     first = sorted(sql_dir.glob("0001_*.sql"))[0]
     upgrade(engine, sql_dir)
     first.write_text(first.read_text() + "\n-- edited after release\n")
@@ -117,7 +117,7 @@ def test_changed_applied_file_is_refused_and_nothing_applied(engine: Engine, tmp
 
 def test_failing_migration_is_rolled_back_and_retried_later(engine: Engine, tmp_path: Path) -> None:
     sql_dir = tmp_path / "sql"
-    shutil.copytree(SQL_DIR, sql_dir)
+    shutil.copytree(str(shipped_sql_dir()), sql_dir)  # installed on the file system
     broken = sql_dir / "9000_broken.sql"
     broken.write_text("CREATE TABLE pgy.half_done (x int);\nSELECT no_such_function();\n")
     with pytest.raises(MigrationError, match=r"9000_broken\.sql failed and was rolled back"):
@@ -128,7 +128,7 @@ def test_failing_migration_is_rolled_back_and_retried_later(engine: Engine, tmp_
 
 
 def test_missing_sql_directory_says_how_to_install(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(MigrationError, match=r"not found.*pip install -e"):
+    with pytest.raises(MigrationError, match=r"not found: reinstall pgy-pipeline \(pip install \."):
         upgrade(engine, tmp_path / "nowhere")
 
 

@@ -21,9 +21,11 @@ from dagster import (
 )
 from pydantic import Field
 
+from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
-from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.errors import PgyError
+from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 CHINA_TZ_NAME = "Asia/Shanghai"
@@ -47,6 +49,12 @@ class TrendRunConfig(Config):
     kol_ids: list[str] | None = Field(
         default=None, description="Only these tracked KOLs (the new-KOL sensor sets this); default all active."
     )
+    chunk_calls: int = Field(
+        default=DEFAULT_CHUNK_CALLS,
+        ge=1,
+        description="API calls per warehouse transaction: a run that dies loses (and its retry bills again) at "
+        "most this many fetched calls.",
+    )
 
 
 def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
@@ -62,6 +70,7 @@ def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
     # Every step that calls the API is in this concurrency pool; the production dagster.yaml limits it
     # to one step at a time across all runs (see README "Deploying beyond one machine").
     pool=API_POOL,
+    freshness_policy=TREND_FRESHNESS,  # China-yesterday in by PGY_FRESHNESS_DEADLINE (default 09:00 China)
     kinds={"postgres", "python"},
     description=(
         "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
@@ -79,10 +88,18 @@ def kol_fans_trend(
     try:
         with client, warehouse.engine() as engine:
             report = run_range(
-                engine, client, start, end, run_id=context.run.run_id, force=config.force, kol_ids=config.kol_ids
+                engine,
+                client,
+                start,
+                end,
+                run_id=context.run.run_id,
+                force=config.force,
+                kol_ids=config.kol_ids,
+                chunk_calls=config.chunk_calls,
             )
-    except WarehouseUnavailable as exc:  # the sentence says what to do; the driver's traceback would bury it
-        raise Failure(description=str(exc), allow_retries=True) from None
+    except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
+        # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
+        raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     metadata = {**report_metadata(report), **concurrency_metadata(client.flow)}
     problems = report.problems
     if problems:

@@ -8,11 +8,10 @@ targets the newest complete partition before it, i.e. China-yesterday.
 from __future__ import annotations
 
 import os
-import re
 
 from dagster import DefaultScheduleStatus, build_schedule_from_partitioned_job
 
-from pgy_pipeline.config import ConfigError
+from pgy_pipeline.config import time_of_day
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
 
 DEFAULT_TIME = "06:30"
@@ -20,10 +19,7 @@ DEFAULT_TIME = "06:30"
 
 def schedule_time(value: str | None) -> tuple[int, int]:
     """(hour, minute) from `HH:MM`; a malformed value names the variable and the expected form."""
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (value or DEFAULT_TIME).strip())
-    if match is None:
-        raise ConfigError(f"PGY_SCHEDULE_TIME={value!r} is not a time of day; use HH:MM in China time, e.g. 06:30")
-    return int(match.group(1)), int(match.group(2))
+    return time_of_day(value, "PGY_SCHEDULE_TIME", DEFAULT_TIME)
 
 
 _hour, _minute = schedule_time(os.environ.get("PGY_SCHEDULE_TIME"))

@@ -179,6 +179,10 @@ class Simulator:
     def restate(self, kol_id: str, series: Series, date_key: date, new_num: int) -> None:
         self.book.restate(kol_id, series, date_key, new_num)
 
+    def jump(self, kol_id: str, date_key: date, delta: int) -> None:
+        """Move the KOL's total by `delta` from `date_key` on (see SeriesBook.jump)."""
+        self.book.jump(kol_id, date_key, delta)
+
     def truth(self, kol_id: str, series: Series, day: date) -> int | None:
         """What the platform reports now for that KOL, series and date (ground truth for tests)."""
         return self.book.truth(kol_id, series, day)

@@ -47,6 +47,7 @@ class SeriesBook:
         self.seed = seed
         self._walks: OrderedDict[str, array[int]] = OrderedDict()
         self._overrides: dict[tuple[str, Series, date], int] = {}
+        self._jumps: dict[str, list[tuple[date, int]]] = {}
         self._lock = threading.Lock()
 
     def _total_walk(self, kol_id: str, until: date) -> array[int]:
@@ -71,11 +72,11 @@ class SeriesBook:
         if override is not None:
             return override
         if series is Series.TOTAL_FANS:
-            return self._total_walk(kol_id, day)[(day - ANCHOR).days + 1]
+            return self._total_walk(kol_id, day)[(day - ANCHOR).days + 1] + self._jumped(kol_id, day)
         today = self.truth(kol_id, Series.TOTAL_FANS, day)
         before = self._overrides.get((kol_id, Series.TOTAL_FANS, day - timedelta(days=1)))
         if before is None:
-            before = self._total_walk(kol_id, day)[(day - ANCHOR).days]
+            before = self._total_walk(kol_id, day)[(day - ANCHOR).days] + self._jumped(kol_id, day - timedelta(days=1))
         assert today is not None
         return today - before
 
@@ -88,6 +89,18 @@ class SeriesBook:
             if num is not None:
                 out.append((day, num))
         return out
+
+    def _jumped(self, kol_id: str, day: date) -> int:
+        return sum(delta for since, delta in self._jumps.get(kol_id, ()) if since <= day)
+
+    def jump(self, kol_id: str, day: date, delta: int) -> None:
+        """From `day` on, the KOL's total is `delta` higher (a bought batch) or lower (followers removed).
+
+        New fans on `day` move by `delta` too, as on the platform; it is how tests and the demo plant a
+        spike (a positive jump) or the loss after one (a negative jump a few days later).
+        """
+        with self._lock:
+            self._jumps.setdefault(kol_id, []).append((day, delta))
 
     def restate(self, kol_id: str, series: Series, day: date, new_num: int) -> None:
         """From now on report `new_num` for that date (a restated total also moves new fans on d and d+1)."""

@@ -12,15 +12,26 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pgy_pipeline.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
     """Accept `postgresql://`, `postgres://` and `postgresql+psycopg://`; always use psycopg 3."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # the URL itself is not echoed: it may carry a password
+        raise ConfigError(
+            "the database URL (PGY_DATABASE_URL) cannot be parsed; use postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+        ) from None
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
-        raise ValueError(f"not a Postgres URL (scheme {parsed.drivername!r}); expected postgresql://...")
+        raise ConfigError(
+            f"the database URL (PGY_DATABASE_URL) is not a Postgres URL (scheme {parsed.drivername!r}); use "
+            "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+        )
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
@@ -151,3 +151,12 @@ def record_calls(
             conn.rollback()
             raise
     return ok_ids
+
+
+def billed_calls_of_run(engine: Engine, run_id: str) -> int:
+    """Calls of one run the platform bills (codes 0 and 201), as recorded; 0 for a run that made none."""
+    with engine.connect() as conn:
+        count = conn.scalar(
+            text("SELECT count(*) FROM pgy.fetch_log WHERE run_id = :run_id AND billed"), {"run_id": run_id}
+        )
+    return int(count or 0)

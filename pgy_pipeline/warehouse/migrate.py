@@ -5,26 +5,35 @@ and the runner stays small enough to audit. Each file runs in its own transactio
 that records it in `pgy.schema_migrations`, so a failed file leaves nothing half-applied and is retried
 next time. A session-level advisory lock serialises concurrent runners (two Dagster runs starting at
 once): the second one waits, then finds everything applied and does nothing.
+
+The files live once, in `sql/` at the top of the source tree; the build ships that directory inside the
+package as `pgy_pipeline.sql`, so a wheel (container image) install migrates exactly like a source checkout.
+
+Least privilege: only the schema owner runs DDL. Runs, `kols` and `status` call `ensure_schema`, which on a
+current schema only reads `pgy.schema_migrations` (no `CREATE SCHEMA IF NOT EXISTS`, which Postgres refuses
+to a role without CREATE even when the schema exists), so the `pgy_etl` and `pgy_reader` roles can use it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import logging
 import re
 import threading
 import weakref
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import NamedTuple
 
 import psycopg
 from sqlalchemy import Engine
 
+from pgy_pipeline.errors import PgyError
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_PACKAGE = "pgy_pipeline.sql"  # sql/ of the source tree, mapped into the package by pyproject.toml
 _FILE_RE = re.compile(r"(\d{4})_[0-9A-Za-z_]+\.sql")
 # Arbitrary but fixed: "pgy-migrate" as a 64-bit advisory lock key shared by every runner.
 MIGRATION_LOCK_KEY = 0x7067795F6D696772
@@ -39,8 +48,19 @@ CREATE TABLE IF NOT EXISTS pgy.schema_migrations (
 """
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PgyError, RuntimeError):
     """The database and this code disagree about the schema; the message says what to do."""
+
+
+def shipped_sql_dir() -> Traversable:
+    """The migration files installed with this code (package data `pgy_pipeline.sql`, from top-level sql/)."""
+    try:
+        return importlib.resources.files(SQL_PACKAGE)
+    except ModuleNotFoundError:
+        raise MigrationError(
+            f"the migration files (package {SQL_PACKAGE}) are not installed with pgy-pipeline: reinstall it "
+            "(pip install . or, in a source checkout, pip install -e .)"
+        ) from None
 
 
 class Migration(NamedTuple):
@@ -49,14 +69,15 @@ class Migration(NamedTuple):
     sql: str
 
 
-def available(sql_dir: Path = SQL_DIR) -> list[Migration]:
-    """The migration files shipped with this code, in the order they apply."""
+def available(sql_dir: Traversable | None = None) -> list[Migration]:
+    """The migration files shipped with this code (or in `sql_dir`), in the order they apply."""
+    sql_dir = shipped_sql_dir() if sql_dir is None else sql_dir
     if not sql_dir.is_dir():
         raise MigrationError(
-            f"migration directory {sql_dir} not found: pgy-pipeline must be installed from its source tree "
-            "(pip install -e .) so that sql/ sits next to the pgy_pipeline package"
+            f"migration directory {sql_dir} not found: reinstall pgy-pipeline (pip install . or, in a source "
+            "checkout, pip install -e .) so that its migration files are installed with it"
         )
-    files = sorted(p for p in sql_dir.iterdir() if _FILE_RE.fullmatch(p.name))
+    files = sorted((p for p in sql_dir.iterdir() if _FILE_RE.fullmatch(p.name)), key=lambda p: p.name)
     numbers = [p.name[:4] for p in files]
     duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
     if duplicates:
@@ -84,26 +105,55 @@ def _check_history(applied: dict[str, str], known: list[Migration]) -> None:
 
 
 def _applied(conn: PgConnection) -> dict[str, str]:
-    rows = conn.execute("SELECT name, checksum FROM pgy.schema_migrations").fetchall()
+    """The recorded history; empty when there is none yet (read-only: no DDL, so any role with SELECT may ask)."""
+    (exists,) = conn.execute("SELECT to_regclass('pgy.schema_migrations') IS NOT NULL").fetchone() or (False,)
+    rows = conn.execute("SELECT name, checksum FROM pgy.schema_migrations").fetchall() if exists else []
     conn.commit()
     return {str(name): str(checksum) for name, checksum in rows}
 
 
-def upgrade(engine: Engine, sql_dir: Path = SQL_DIR) -> list[str]:
+def pending(engine: Engine, sql_dir: Traversable | None = None) -> list[str]:
+    """The migrations this code has and the database has not applied, reading only (no DDL, no lock).
+
+    Raises MigrationError when the recorded history cannot be continued by this code.
+    """
+    known = available(sql_dir)
+    with psycopg_connection(engine) as conn:
+        applied = _applied(conn)
+    _check_history(applied, known)
+    return [m.name for m in known if m.name not in applied]
+
+
+def _owner_must_upgrade(conn: PgConnection, known: list[Migration], exc: psycopg.Error) -> MigrationError:
+    """The sentence for a login without DDL rights meeting an outdated schema: who has to do what."""
+    conn.rollback()
+    (role,) = conn.execute("SELECT current_user").fetchone() or ("?",)
+    applied = _applied(conn)
+    missing = [m.name for m in known if m.name not in applied]
+    return MigrationError(
+        f"the warehouse schema is behind this version of pgy-pipeline ({len(missing)} migration(s) pending: "
+        f"{', '.join(missing)}) and role {role!r} may not change it ({' '.join(str(exc).split())}): the schema "
+        "owner must run `pgy-pipeline db upgrade`"
+    )
+
+
+def upgrade(engine: Engine, sql_dir: Traversable | None = None) -> list[str]:
     """Apply every migration not yet recorded, in numeric order; return the names applied (empty if none).
 
     Safe to run twice and from two processes at once (advisory lock); raises MigrationError, having changed
-    nothing, when the database records a migration this code does not know or an applied file has changed.
+    nothing, when the database records a migration this code does not know or an applied file has changed,
+    or when the login lacks the rights to change the schema (the owner must run it).
     """
     known = available(sql_dir)
     done: list[str] = []
     with psycopg_connection(engine) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
-            conn.execute(_BOOTSTRAP)
-            conn.commit()
             applied = _applied(conn)
             _check_history(applied, known)
+            if len(applied) < len(known):  # DDL only when there is something to do
+                conn.execute(_BOOTSTRAP)
+                conn.commit()
             for migration in known:
                 if migration.name in applied:
                     continue
@@ -121,6 +171,12 @@ def upgrade(engine: Engine, sql_dir: Path = SQL_DIR) -> list[str]:
                         f"migration {migration.name} failed and was rolled back: {exc}".strip()
                     ) from exc
                 done.append(migration.name)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise _owner_must_upgrade(conn, known, exc) from exc
+        except MigrationError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise _owner_must_upgrade(conn, known, exc.__cause__) from exc.__cause__
+            raise
         finally:
             conn.rollback()
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
@@ -134,9 +190,16 @@ _ensure_lock = threading.Lock()
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Bring the schema up to date before a load; after the first success it costs nothing per engine."""
+    """Bring the schema up to date before a load; after the first success it costs nothing per engine.
+
+    On a current schema this only reads the history (the least-privileged roles can call it); when migrations
+    are pending it applies them, or, for a login without DDL rights, says the owner must run `db upgrade`.
+    """
     if engine in _up_to_date:
         return
     with _ensure_lock:
-        if engine not in _up_to_date:
+        if engine in _up_to_date:
+            return
+        if pending(engine):
             upgrade(engine)
+        _up_to_date.add(engine)

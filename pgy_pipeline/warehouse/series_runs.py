@@ -20,6 +20,7 @@ from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
+from pgy_pipeline.errors import PgyError
 from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, InvalidKolId, Series, TrendPoint, check_kol_id
 
 SERIES_VALUES = frozenset(s.value for s in Series)
@@ -30,7 +31,7 @@ _series_key = itemgetter(0, 2)
 _INT = struct.Struct(">i")
 
 
-class LoadRejected(ValueError):
+class LoadRejected(PgyError, ValueError):
     """The input cannot be loaded as given; nothing was written. The message names the row and the rule."""
 
 

@@ -1,0 +1,233 @@
+"""Alert sensors: a failed run, a failed ERROR-severity asset check, or a missed freshness deadline → one chat message.
+
+Two sensors, both evaluated by the Dagster daemon:
+
+- `pgy_alert_on_run_failure` (Dagster's run-failure sensor, every job of this code location: the daily
+  schedule, UI backfills, the new-KOL sensor's runs, the anomaly runs): partition range from the run's
+  tags, the reason from the failed step (the asset's own one-sentence `Failure`), billed calls from
+  pgy.fetch_log, and the run's link.
+- `pgy_alert_on_check_or_freshness`: reads the event log after its cursor for asset check evaluations
+  (alerting on failed ERROR-severity ones) and freshness state changes (alerting when one turns FAIL).
+  Its first tick starts at the newest event, like Dagster's run-status sensors: history is not replayed.
+
+Both run when PGY_ALERT_WEBHOOK_URL is set where the definitions load and are stopped otherwise (off
+unless configured). Sending never raises: a webhook that fails is logged in the tick and the sensor
+carries on, so no run ever fails because the chat is down.
+"""
+
+import json
+import logging
+import os
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    ConfigurableResource,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DefaultSensorStatus,
+    Definitions,
+    EventLogRecord,
+    EventRecordsFilter,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+# The events the freshness daemon writes; dagster 1.13 does not export them at the top level.
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+from pydantic import Field
+
+from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
+from pgy_pipeline.defs.assets import partitions_def
+from pgy_pipeline.defs.freshness import TREND_FRESHNESS
+from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.warehouse.errors import WarehouseUnavailable
+from pgy_pipeline.warehouse.fetch_log import billed_calls_of_run
+
+log = logging.getLogger(__name__)
+
+OFF = "alerts are off: set PGY_ALERT_WEBHOOK_URL and PGY_ALERT_WEBHOOK_KIND where Dagster runs"
+_STATUS = DefaultSensorStatus.RUNNING if os.environ.get("PGY_ALERT_WEBHOOK_URL") else DefaultSensorStatus.STOPPED
+EVENTS_PER_TICK = 200
+
+
+class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The chat webhook; every field defaults to its PGY_* environment variable."""
+
+    webhook_url: str | None = Field(default=None, description="Webhook URL (default: PGY_ALERT_WEBHOOK_URL).")
+    kind: str | None = Field(default=None, description="wecom, feishu, dingtalk or slack (PGY_ALERT_WEBHOOK_KIND).")
+    secret: str | None = Field(default=None, description="Signing secret, feishu/dingtalk (PGY_ALERT_WEBHOOK_SECRET).")
+    ui_base_url: str | None = Field(default=None, description="Dagster UI address for links (PGY_UI_BASE_URL).")
+
+    def settings(self) -> AlertSettings | None:
+        """The webhook to use, None when alerts are off; raises ConfigError naming what to fix."""
+        env = os.environ
+        return AlertSettings.from_values(
+            self.webhook_url or env.get("PGY_ALERT_WEBHOOK_URL"),
+            self.kind or env.get("PGY_ALERT_WEBHOOK_KIND"),
+            self.secret or env.get("PGY_ALERT_WEBHOOK_SECRET"),
+            self.ui_base_url or env.get("PGY_UI_BASE_URL"),
+        )
+
+
+def _send(settings: AlertSettings, alert: Alert) -> bool:
+    return send_alert(settings, alert, api_token=os.environ.get("PGY_API_TOKEN"))
+
+
+def _partitions(tags: dict[str, str]) -> str | None:
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start and end:
+        return start if start == end else f"{start}..{end}"
+    return tags.get("dagster/partition")
+
+
+def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
+    """Billed calls of the run, or None when the warehouse cannot say (it may be why the run failed)."""
+    try:
+        with warehouse.engine() as engine:
+            return billed_calls_of_run(engine, run_id)
+    except WarehouseUnavailable as exc:  # its sentence says what to do
+        log.warning("billed calls of run %s unknown: %s", run_id, exc)
+    except Exception as exc:  # an alert with "n/a" beats no alert
+        log.warning("billed calls of run %s unknown: %s", run_id, type(exc).__name__)
+    return None
+
+
+def _subject(run: DagsterRun) -> str:
+    """What the run materialised (UI backfills and CLI runs all share the job name __ASSET_JOB), else its job."""
+    if run.asset_selection:
+        return ", ".join(sorted(key.to_user_string() for key in run.asset_selection))
+    return run.job_name
+
+
+def _failure_reason(context: RunFailureSensorContext) -> str:
+    """The failed step's own sentence (the asset's Failure description), else Dagster's failure message."""
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error is not None:
+            return data.error.message.strip().splitlines()[-1]
+    return context.failure_event.message or "the run failed before any step ran; open it in the Dagster UI"
+
+
+@run_failure_sensor(
+    name="pgy_alert_on_run_failure",
+    default_status=_STATUS,
+    # Runs started outside the daemon and webserver (`dagster asset materialize` from cron or a shell) carry
+    # no code-location origin, and Dagster matches those only when monitoring every location.
+    monitor_all_code_locations=True,
+    minimum_interval_seconds=30,
+    description="One chat message per failed run (daily, backfill, sensor or anomaly run) when alerts are configured.",
+)
+def run_failure_alert(
+    context: RunFailureSensorContext, alerts: AlertsResource, warehouse: WarehouseResource
+) -> SkipReason | None:
+    settings = alerts.settings()
+    if settings is None:
+        return SkipReason(OFF)
+    run = context.dagster_run
+    alert = Alert(
+        event="Run failed",
+        subject=_subject(run),
+        partitions=_partitions(dict(run.tags)),
+        reason=_failure_reason(context),
+        billed_calls=_billed(warehouse, run.run_id),
+        link=settings.run_url(run.run_id),
+    )
+    _send(settings, alert)
+    return None
+
+
+def _check_alert(
+    settings: AlertSettings, record: EventLogRecord, instance: DagsterInstance, wh: WarehouseResource
+) -> Alert | None:
+    event = record.event_log_entry.dagster_event
+    evaluation = event.event_specific_data if event else None
+    if not isinstance(evaluation, AssetCheckEvaluation):
+        return None
+    if evaluation.passed or evaluation.severity != AssetCheckSeverity.ERROR:
+        return None
+    run_id = record.event_log_entry.run_id
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return Alert(
+        event="Asset check failed",
+        subject=f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name}",
+        partitions=_partitions(dict(run.tags)) if run else evaluation.partition,
+        reason=evaluation.description or f"check {evaluation.check_name} failed; open the run for its metadata",
+        billed_calls=_billed(wh, run_id) if run_id else None,
+        link=settings.run_url(run_id) if run_id else settings.asset_url(evaluation.asset_key.to_user_string()),
+    )
+
+
+def _freshness_alert(settings: AlertSettings, record: EventLogRecord) -> Alert | None:
+    event = record.event_log_entry.dagster_event
+    change = event.event_specific_data if event else None
+    if not isinstance(change, FreshnessStateChange) or change.new_state != FreshnessState.FAIL:
+        return None
+    asset = change.key.to_user_string()
+    due = partitions_def.get_last_partition_key()
+    deadline = getattr(TREND_FRESHNESS, "deadline_cron", "")
+    return Alert(
+        event="Freshness deadline missed",
+        subject=asset,
+        partitions=due,
+        reason=(
+            f"{asset} did not materialise between 00:00 and its deadline (cron '{deadline}', China time): "
+            "check the daily schedule's last run, or launch the missing partition"
+        ),
+        billed_calls=None,
+        link=settings.asset_url(asset),
+    )
+
+
+def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int) -> list[EventLogRecord]:
+    return list(
+        instance.get_event_records(
+            EventRecordsFilter(event_type=event_type, after_cursor=after), limit=EVENTS_PER_TICK, ascending=True
+        )
+    )
+
+
+@sensor(
+    name="pgy_alert_on_check_or_freshness",
+    default_status=_STATUS,
+    minimum_interval_seconds=30,
+    description="One chat message per failed ERROR asset check and per missed freshness deadline.",
+)
+def check_and_freshness_alert(
+    context: SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
+) -> SkipReason:
+    settings = alerts.settings()
+    if settings is None:
+        return SkipReason(OFF)
+    instance = context.instance
+    if context.cursor is None:  # first tick: start at the newest event, as Dagster's run-status sensors do
+        newest = instance.event_log_storage.get_maximum_record_id() or 0
+        context.update_cursor(json.dumps({"check": newest, "freshness": newest}))
+        return SkipReason(f"starting after event {newest}")
+    cursor = json.loads(context.cursor)
+    alerts_due: list[Alert] = []
+    for record in _records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, cursor["check"]):
+        cursor["check"] = record.storage_id
+        alert = _check_alert(settings, record, instance, warehouse)
+        if alert:
+            alerts_due.append(alert)
+    for record in _records(instance, DagsterEventType.FRESHNESS_STATE_CHANGE, cursor["freshness"]):
+        cursor["freshness"] = record.storage_id
+        alert = _freshness_alert(settings, record)
+        if alert:
+            alerts_due.append(alert)
+    context.update_cursor(json.dumps(cursor))  # advance first: a chat outage must not replay events forever
+    delivered = sum(_send(settings, alert) for alert in alerts_due)
+    return SkipReason(f"{len(alerts_due)} alert(s), {delivered} delivered")
+
+
+alert_sensors = [run_failure_alert, check_and_freshness_alert]
+
+# What the defs folder loader takes from this module: the sensors, and the resource they need bound.
+defs = Definitions(sensors=alert_sensors, resources={"alerts": AlertsResource()})

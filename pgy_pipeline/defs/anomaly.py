@@ -1,0 +1,101 @@
+"""The `kol_fans_anomaly` asset: suspected abnormal follower growth, one partition per China date.
+
+Downstream of `kol_fans_trend` with the same daily partitions and the same single-run backfills. It is
+materialised automatically: its automation condition is Dagster's `eager()` without the "latest time
+window only" clause, so every partition of the trend that lands (the daily run's yesterday, or all 60
+of a backfill, which become one ranged run) is followed by the same partitions of the anomalies, once
+none of them is still in progress. The rules and their thresholds live in
+`pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster.
+"""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    BackfillPolicy,
+    Config,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from pgy_pipeline.defs.assets import kol_fans_trend, partition_dates, partitions_def
+from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
+from pgy_pipeline.warehouse.runs import MAX_LISTED
+
+_DEFAULTS = AnomalyRules.from_env()  # PGY_ANOMALY_* where the definitions load, else the documented defaults
+
+ANOMALY_CONDITION = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
+
+
+class AnomalyRulesConfig(Config):
+    """The rules' thresholds for one run (defaults: PGY_ANOMALY_* or the documented defaults)."""
+
+    spike_window_days: int = Field(default=_DEFAULTS.spike_window_days, description="Trailing days of the baseline.")
+    spike_min_history_days: int = Field(
+        default=_DEFAULTS.spike_min_history_days, description="Trailing days with data needed before judging a date."
+    )
+    spike_multiple: float = Field(default=_DEFAULTS.spike_multiple, description="New fans must exceed this x usual.")
+    spike_mads: float = Field(
+        default=_DEFAULTS.spike_mads, description="...and the median plus this many median absolute deviations."
+    )
+    spike_min_new_fans: int = Field(default=_DEFAULTS.spike_min_new_fans, description="...and this absolute floor.")
+    drop_within_days: int = Field(default=_DEFAULTS.drop_within_days, description="Days after a spike to watch.")
+    drop_share: float = Field(default=_DEFAULTS.drop_share, description="Share of the spike's excess lost to report.")
+    purge_min_removed: int = Field(
+        default=_DEFAULTS.purge_min_removed, description="Followers a restatement must remove to count."
+    )
+    purge_min_share: float = Field(default=_DEFAULTS.purge_min_share, description="...and this share of the total.")
+
+    def rules(self) -> AnomalyRules:
+        return AnomalyRules(**self.model_dump()).checked()
+
+
+@asset(
+    group_name="pgy",
+    deps=[kol_fans_trend],
+    partitions_def=partitions_def,
+    backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=ANOMALY_CONDITION,
+    kinds={"postgres", "python"},
+    description=(
+        "Suspected abnormal follower growth (spike, spike_then_drop, purge) per KOL and China date, in "
+        "pgy.kol_fans_anomaly; a rerun replaces its dates' rows. Suspicions, never proof."
+    ),
+)
+def kol_fans_anomaly(
+    context: AssetExecutionContext, config: AnomalyRulesConfig, warehouse: WarehouseResource
+) -> MaterializeResult[None]:
+    start, end = partition_dates(context)
+    with warehouse.engine() as engine:
+        found = refresh_anomalies(engine, start, end, rules=config.rules(), run_id=context.run.run_id)
+    per_rule = {rule: sum(1 for a in found if a.rule == rule) for rule in ("spike", "spike_then_drop", "purge")}
+    return MaterializeResult(
+        metadata={
+            "partition_range": MetadataValue.text(f"{start}..{end}"),
+            "dagster/row_count": MetadataValue.int(len(found)),
+            "anomalies_per_rule": MetadataValue.json(per_rule),
+            "kols_flagged": MetadataValue.int(len({a.kol_id for a in found})),
+            "anomalies": MetadataValue.md(
+                "\n".join(
+                    ["| date | kol_id | rule | summary |", "|---|---|---|---|"]
+                    + [f"| {a.date_key} | {a.kol_id} | {a.rule} | {a.summary} |" for a in found[:MAX_LISTED]]
+                )
+                if found
+                else "no suspected anomalies"
+            ),
+        }
+    )
+
+
+anomaly_automation_sensor = AutomationConditionSensorDefinition(
+    "kol_fans_anomaly_automation",
+    target=AssetSelection.assets(kol_fans_anomaly),
+    default_status=DefaultSensorStatus.RUNNING,
+    emit_backfills=False,  # a ranged request becomes one run directly (single-run backfill policy)
+    description="Materialises kol_fans_anomaly for every partition of kol_fans_trend that lands.",
+)

@@ -1,0 +1,188 @@
+"""Least-privilege roles with real LOGIN roles: the pipeline's login (pgy_etl) runs partitions through
+run_range and Dagster and manages KOLs without any DDL right, an analyst's login (pgy_reader) gets `status`,
+and on an outdated schema the pipeline's login is told, in one sentence, that the owner must upgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import DagsterEventType, DagsterInstance, materialize
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from pgy_pipeline.cli import main
+from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.model import Series, TrendPoint
+from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.load import load_points
+from pgy_pipeline.warehouse.migrate import MigrationError, upgrade
+from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
+from pgy_pipeline_tests.pipeline_support import client_for, dagster_resources, kol, stored
+
+OWNER_MUST_UPGRADE = r"schema is behind this version.*the schema owner must run `pgy-pipeline db upgrade`$"
+
+
+@pytest.fixture
+def etl_url(admin_url: str, database_url: str, engine: Engine) -> Iterator[str]:
+    """A login of its own in pgy_etl, on the test's database migrated by its owner (`engine`)."""
+    with login_role(admin_url, database_url, "pgy_etl") as url:
+        yield url
+
+
+@pytest.fixture
+def reader_url(admin_url: str, database_url: str, engine: Engine) -> Iterator[str]:
+    """A login of its own in pgy_reader (an analyst), on the migrated test database."""
+    with login_role(admin_url, database_url, "pgy_reader") as url:
+        yield url
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str) -> int:
+    monkeypatch.setenv("PGY_DATABASE_URL", url)
+    return main(list(argv))
+
+
+@pytest.fixture
+def login_engine() -> Iterator[list[Engine]]:
+    """Engines made by a test on a login's URL, disposed before the login is dropped."""
+    made: list[Engine] = []
+    yield made
+    for eng in made:
+        eng.dispose()
+
+
+def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
+    etl_url: str,
+    sim: Simulator,
+    instance: DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    yesterday: date,
+    login_engine: list[Engine],
+) -> None:
+    kols = [kol(i) for i in range(3)]
+    assert _cli(monkeypatch, etl_url, "kols", "add", *kols) == 0
+    listing = tmp_path / "more.csv"
+    listing.write_text(f"kol_id\n{kol(3)}\n")
+    assert _cli(monkeypatch, etl_url, "kols", "import", str(listing)) == 0
+    assert _cli(monkeypatch, etl_url, "kols", "remove", kol(3)) == 0
+    assert _cli(monkeypatch, etl_url, "kols", "list") == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[-3:]] == kols
+
+    result = materialize(
+        [kol_fans_trend], resources=dagster_resources(sim, etl_url), instance=instance, partition_key=str(yesterday)
+    )
+    assert result.success
+    assert sim.billed_calls == 6
+
+    etl = create_engine(etl_url)
+    login_engine.append(etl)
+    with client_for(sim) as client:
+        report = run_range(etl, client, yesterday, yesterday, run_id="etl-forced", force=True)
+    assert (report.problems, report.calls_ok, report.rows_unchanged) == ([], 6, 180)
+    assert len(stored(etl, yesterday, yesterday)) == 6
+
+    assert _cli(monkeypatch, etl_url, "status", "--days", "1") == 0
+    assert f"OK: yesterday ({yesterday}) is complete" in capsys.readouterr().out
+
+    with psycopg.connect(libpq_url(etl_url), autocommit=True) as conn:  # DML only: no DDL, no history rewriting
+        for statement in (
+            "CREATE TABLE pgy.scratch (x int)",
+            "CREATE SCHEMA IF NOT EXISTS pgy",
+            "DROP TABLE pgy.fetch_log",
+            "TRUNCATE pgy.kol_fans_trend",
+            "DELETE FROM pgy.schema_migrations",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_reader_login_gets_status_and_cannot_change_the_kols(
+    engine: Engine,
+    reader_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    yesterday: date,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol(0)})
+    load_points(engine, [TrendPoint(kol(0), yesterday, s.value, 10) for s in Series])
+
+    assert _cli(monkeypatch, reader_url, "status", "--days", "1") == 0
+    assert f"OK: yesterday ({yesterday}) is complete" in capsys.readouterr().out
+    assert _cli(monkeypatch, reader_url, "status", "--json", "--days", "1") == 0
+    capsys.readouterr()
+
+    assert _cli(monkeypatch, reader_url, "kols", "add", kol(1)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pgy-pipeline kols: The database login lacks a privilege this command needs")
+    assert "permission denied for table tracked_kol" in err and "Traceback" not in err
+
+
+def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
+    engine: Engine,
+    etl_url: str,
+    sim: Simulator,
+    instance: DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    yesterday: date,
+    login_engine: list[Engine],
+) -> None:
+    with engine.begin() as conn:  # as if this code shipped a migration the database has not had yet
+        conn.execute(text("DELETE FROM pgy.schema_migrations WHERE name = '0016_etl_role.sql'"))
+        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol(0)})
+
+    etl = create_engine(etl_url)
+    login_engine.append(etl)
+    with client_for(sim) as client, pytest.raises(MigrationError, match=OWNER_MUST_UPGRADE) as raised:
+        run_range(etl, client, yesterday, yesterday, run_id="outdated")
+    assert "0016_etl_role.sql" in str(raised.value) and "pgy_t_pgy_etl_" in str(raised.value)
+
+    failed = materialize(
+        [kol_fans_trend],
+        resources=dagster_resources(sim, etl_url),
+        instance=instance,
+        partition_key=str(yesterday),
+        raise_on_error=False,
+    )
+    assert not failed.success
+    (event,) = [e for e in failed.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    info = event.step_failure_data.user_failure_data
+    assert info is not None and "the schema owner must run `pgy-pipeline db upgrade`" in (info.description or "")
+    assert sim.billed_calls == 0  # refused before any call
+    capsys.readouterr()  # Dagster's own log lines
+
+    for argv in (("kols", "list"), ("status",), ("db", "upgrade")):
+        assert _cli(monkeypatch, etl_url, *argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"pgy-pipeline {argv[0]}: the warehouse schema is behind"), err
+        assert err.rstrip().endswith("the schema owner must run `pgy-pipeline db upgrade`") and "Traceback" not in err
+
+    assert upgrade(engine) == ["0016_etl_role.sql"]  # the owner upgrades; the pipeline's login works again
+    assert _cli(monkeypatch, etl_url, "kols", "list") == 0
+
+
+def test_an_owner_without_superuser_rights_upgrades_and_the_etl_login_works(
+    admin_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented owner: a plain login with CREATE on its database (the group roles already exist on the
+    server, created by a DBA or, here, by `engine`'s migration of another database)."""
+    with login_role(admin_url, admin_url, None) as owner_server, fresh_database(admin_url) as db:
+        name = make_url(db).database
+        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+            conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO "{make_url(owner_server).username}"')
+        owner = make_url(owner_server).set(database=name).render_as_string(hide_password=False)
+        assert _cli(monkeypatch, owner, "db", "upgrade") == 0
+        assert capsys.readouterr().out.startswith("applied ")
+        with login_role(admin_url, db, "pgy_etl") as etl:
+            assert _cli(monkeypatch, etl, "kols", "add", kol(0)) == 0
+            assert _cli(monkeypatch, etl, "status", "--days", "1") == 1  # works; yesterday is not fetched yet
+        with login_role(admin_url, db, "pgy_reader") as reader:
+            assert _cli(monkeypatch, reader, "kols", "list") == 0
+        assert kol(0) in capsys.readouterr().out
