@@ -1,6 +1,6 @@
 """Running many trend calls concurrently through one TrendClient, with a prompt, clean stop.
 
-Requests are consumed lazily and at most `2 * concurrency` calls are queued at a time, so a run for
+Requests are consumed lazily and at most `2 * max_concurrency` calls are queued at a time, so a run for
 10,000 KOLs never holds more than a few dozen pending calls; `fetch_iter` yields results as they
 complete so the caller can load and forget them (bounded memory), `fetch_all` collects them in
 request order for smaller runs and tests.
@@ -48,8 +48,10 @@ class FetchStream:
         client = self.client
         todo = enumerate(self._requests)
         pending: dict[Future[CallResult], int] = {}
-        limit = client.concurrency * QUEUE_FACTOR
-        with ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="pgy-fetch") as pool:
+        # One thread per slot the client may ever open; how many of them send at once is the client's
+        # ConcurrencyLimit's call (fixed, or adapted to the API's answers).
+        limit = client.max_concurrency * QUEUE_FACTOR
+        with ThreadPoolExecutor(max_workers=client.max_concurrency, thread_name_prefix="pgy-fetch") as pool:
             exhausted = False
             try:
                 while True:

@@ -12,8 +12,10 @@ holds one chunk of responses in memory, not all of them.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -76,6 +78,7 @@ class RunReport:
     dates_not_served: dict[str, list[date]] = field(default_factory=dict)  # KOL → dates a window covered, unserved
     rows_stored: int = 0  # rows in the warehouse for the partition range after the run (all KOLs)
     stop: StopRun | None = None
+    load_s: float = 0.0  # seconds spent recording calls and loading rows (the rest of a run is mostly waiting)
 
     @property
     def kols_requested(self) -> int:
@@ -169,6 +172,7 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
     """Record one chunk's calls in the fetch log, load its points, flag KOLs, and count."""
     if not results:
         return
+    started = time.perf_counter()
     p = report.plan
     fetch_ids = record_calls(engine, results, run_id=report.run_id, partition_start=p.start, partition_end=p.end)
     points = [pt for r in results if r.outcome is Outcome.OK for pt in r.points]
@@ -179,6 +183,7 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
         report.rows_unchanged += counts.unchanged
     report.rows_received += len(points)
     flag_results(engine, results)
+    report.load_s += time.perf_counter() - started
     for r in results:
         for a in r.attempts:
             report.api_codes[_code_key(a)] += 1
@@ -234,11 +239,23 @@ def run_range(
     )  # fmt: skip
     stream = fetch_iter(client, plan.requests)
     chunk: list[CallResult] = []
-    for result in stream:
-        chunk.append(result)
-        if len(chunk) >= chunk_calls:
-            _absorb(report, engine, chunk)
-            chunk = []
+    # A full chunk is recorded and loaded in a second thread while this one keeps taking results, so calls
+    # stay on the wire during the load instead of waiting for it (the load is mostly waiting for Postgres).
+    # At most one chunk is loading; a failed load raises here at the next result, as a serial load would.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb") as absorber:
+        loading: Future[None] | None = None
+        for result in stream:
+            if loading is not None and loading.done():
+                loading.result()
+                loading = None
+            chunk.append(result)
+            if len(chunk) >= chunk_calls:
+                if loading is not None:
+                    loading.result()
+                loading = absorber.submit(_absorb, report, engine, chunk)
+                chunk = []
+        if loading is not None:
+            loading.result()
     _absorb(report, engine, chunk)
     report.stop = stream.stop
     flagged = flagged_kols(engine, kols)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.api.concurrency import DEFAULT_START
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
@@ -69,12 +70,14 @@ def test_daily_run_and_overlapping_backfill_at_once(
         before = stored(engine, yesterday - timedelta(days=90), yesterday)
 
         sim.held = set(kols)  # every call waits until BOTH runs have calls on the wire: they run at once
-        daily = _daily(database_url, sim, tmp_path, yesterday)  # window 30: yesterday-29..yesterday, concurrency 8
+        daily = _daily(database_url, sim, tmp_path, yesterday)  # window 30: yesterday-29..yesterday
         backfill = _backfill(database_url, sim, yesterday - timedelta(days=40), yesterday - timedelta(days=10), today)
         outputs: dict[str, tuple[str, str]] = {}
         try:
-            # 8 + 4 calls in flight: more than either process can have alone.
-            wait_until(lambda: sim.held_in_flight >= 12 or daily.poll() is not None, "both runs fetching")
+            # The daily run's starting level (no answer comes back to raise it) + the backfill's 4 calls in flight:
+            # more than either process can have alone.
+            both = DEFAULT_START + 4
+            wait_until(lambda: sim.held_in_flight >= both or daily.poll() is not None, "both runs fetching")
             sim.release.set()
             for name, proc in (("daily", daily), ("backfill", backfill)):
                 outputs[name] = proc.communicate(timeout=120)  # a deadlock would hang here

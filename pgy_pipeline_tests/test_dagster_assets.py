@@ -144,7 +144,8 @@ def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
 ) -> None:
     kols = track(engine, 3)
     sim.inject(kols[1], fault)
-    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api={"concurrency": 1})
+    fixed_one = {"concurrency": 1, "max_concurrency": 1}  # one call at a time: the stop lands after kols[0]
+    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api=fixed_one)
     assert not result.success
     description, md = _failure(result)
     assert description.startswith("The API stopped the run:") and words in description.lower()

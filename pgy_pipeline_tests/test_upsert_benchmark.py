@@ -11,7 +11,7 @@ import sys
 def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
     env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
     result = subprocess.run(
-        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.upsert", "--kols", "20"],
+        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.upsert", "--kols", "20", "--repeat", "2"],
         env=env,
         capture_output=True,
         text=True,
@@ -33,6 +33,11 @@ def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
         "reload_wal_bytes",
         "reload_wal_ratio",
         "max_rss_mb",
+        "reload_wal_fetch_log_bytes",
     ):
         assert isinstance(figures[key], int | float) and figures[key] >= 0, key
+    for ratio in ("ratio_to_copy", "reload_ratio_to_copy", "restated_ratio_to_copy", "reload_wal_ratio"):
+        assert figures[f"{ratio}_min"] <= figures[ratio] <= figures[f"{ratio}_max"], ratio  # a median and its spread
+    assert figures["repeat"] == 2
+    assert figures["wal_scope"] in ("database", "cluster")
     assert figures["server_version"]

@@ -2,7 +2,8 @@
 
 `TrendClient.call` turns one CallRequest into one CallResult with every attempt recorded (for
 `pgy.fetch_log`), or raises StopRun when the API says no further call can succeed in this run.
-It is thread-safe: `pgy_pipeline.fetch` runs `concurrency` calls at once through it.
+It is thread-safe: `pgy_pipeline.fetch` runs up to `max_concurrency` calls at once through it, and the
+client's ConcurrencyLimit decides how many of them may be on the wire (fixed, or found from the answers).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from pgy_pipeline import __version__
+from pgy_pipeline.api.concurrency import ConcurrencyLimit
 from pgy_pipeline.api.endpoints import SPECS, query_params, window_for
 from pgy_pipeline.api.parse import Malformed, Trend, decode_envelope, parse_trend
 from pgy_pipeline.api.policy import BILLED_CODES, Action, decide, stop_reason
@@ -45,6 +47,9 @@ _ATTEMPT_OUTCOME = {
     Action.STOP: Outcome.STOPPED,
     Action.FAIL: Outcome.FAILED,
 }
+
+# Answers that say nothing against the current concurrency: the API served the request.
+_CLEAN_ACTIONS = frozenset({Action.LOAD, Action.NO_CONTENT, Action.INVALID_PARAMS})
 
 
 def china_today() -> date:
@@ -98,6 +103,8 @@ class TrendClient:
         endpoint: Endpoint = Endpoint.LEGACY_V1,
         *,
         concurrency: int = 8,
+        min_concurrency: int | None = None,
+        max_concurrency: int | None = None,
         rate_limit_per_s: float | None = None,
         max_attempts: int = 4,
         backoff_base_s: float = 0.5,
@@ -118,7 +125,14 @@ class TrendClient:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.base_url = base_url.rstrip("/")
         self.endpoint = Endpoint(endpoint)
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # the starting level; fixed unless bounds are given
+        # Without bounds the level is fixed at `concurrency`; with them it adapts to the API's answers.
+        low = high = concurrency
+        if min_concurrency is not None or max_concurrency is not None:
+            low = min_concurrency or 1
+            high = max_concurrency or max(concurrency, low)
+        self.flow = ConcurrencyLimit(concurrency, low, high)
+        self.max_concurrency = self.flow.maximum
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -133,7 +147,7 @@ class TrendClient:
         self._jitter = random.Random()
         install_urllib3_log_filter()
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.max_concurrency, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = f"pgy-pipeline/{__version__}"
@@ -197,9 +211,9 @@ class TrendClient:
             return build_result(self.endpoint, request, outcome, tuple(attempts), trend)
 
         for number in range(1, self.max_attempts + 1):
-            if not self.gate.acquire(self._stop_event):
+            judged = self._attempt(number, url, params, request)
+            if judged is None:
                 break
-            judged = self._judge(number, self._send(url, params), request)
             attempts.append(judged.attempt)
             action = judged.action
             log.debug(
@@ -230,12 +244,31 @@ class TrendClient:
             delay = self._backoff(number)
             if judged.retry_after_s is not None:  # the server said how long to wait (429, or a 503 that says so)
                 delay = min(judged.retry_after_s, self.backoff_max_s)
-            if action is Action.SLOW_DOWN:
-                self.gate.slow_down(delay)
-            elif self._stop_event.wait(delay):
+            if action is Action.SLOW_DOWN and not self.flow.adaptive:
+                self.gate.slow_down(delay)  # fixed concurrency: the whole client pauses, then sends at a lower pace
+                continue
+            if self._stop_event.wait(delay):
                 break
         # Retries exhausted, or the run stopped before the next retry.
         return result(Outcome.FAILED if attempts else Outcome.NOT_ATTEMPTED)
+
+    def _attempt(self, number: int, url: str, params: dict[str, str], request: CallRequest) -> _Judged | None:
+        """Send one attempt within the concurrency limit and the rate gate; None if the run stopped first."""
+        slot = self.flow.acquire(self._stop_event)
+        if slot is None:
+            return None
+        judged: _Judged | None = None
+        try:
+            if not self.gate.acquire(self._stop_event):
+                return None
+            judged = self._judge(number, self._send(url, params), request)
+            if judged.action is Action.SLOW_DOWN and judged.retry_after_s is not None and self.flow.adaptive:
+                # The server said when to come back: hold every thread's next send, before this slot frees.
+                self.gate.pause(min(judged.retry_after_s, self.backoff_max_s))
+            return judged
+        finally:
+            action = judged.action if judged else None
+            self.flow.release(slot, clean=action in _CLEAN_ACTIONS, limited=action is Action.SLOW_DOWN)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random, capped."""

@@ -67,3 +67,9 @@ class RateGate:
         with self._lock:
             relaxed = self._interval * RELAX_FACTOR
             self._interval = self._base if relaxed < max(self._base, FIRST_SLOW_INTERVAL_S / 4) else relaxed
+
+    def pause(self, pause_s: float) -> None:
+        """Hold every thread's next send for `pause_s` (the server's Retry-After), without changing the pace."""
+        with self._lock:
+            self.slowdowns += 1
+            self._paused_until = max(self._paused_until, time.monotonic() + pause_s)

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
-from pgy_pipeline.defs.metadata import report_metadata
+from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
 from pgy_pipeline.model import Endpoint
@@ -148,7 +148,7 @@ def kol_fans_trend(
     except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
         # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
         raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
-    metadata = report_metadata(report)
+    metadata = {**report_metadata(report), **concurrency_metadata(client.flow)}
     problems = report.problems
     if not problems:
         return MaterializeResult(metadata=metadata)

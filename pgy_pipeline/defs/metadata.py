@@ -6,6 +6,7 @@ from datetime import date
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from pgy_pipeline.api.concurrency import ConcurrencyLimit
 from pgy_pipeline.pipeline import FailedCall, RunReport
 from pgy_pipeline.warehouse.runs import MAX_LISTED
 
@@ -73,4 +74,15 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
         "dates_unpublished": MetadataValue.json([str(d) for d in report.unpublished]),
         "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
         "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
+        "load_seconds": MetadataValue.float(round(report.load_s, 3)),
+    }
+
+
+def concurrency_metadata(flow: ConcurrencyLimit) -> dict[str, MetadataValue]:
+    """The calls-in-flight level the client found (highest, final, cuts) and how long calls were on the wire."""
+    return {
+        "concurrency_reached": MetadataValue.int(flow.peak),
+        "concurrency_final": MetadataValue.int(flow.limit),
+        "concurrency_cuts": MetadataValue.int(flow.cuts),
+        "fetch_seconds": MetadataValue.float(round(flow.busy_s, 3)),  # time with calls on the wire
     }

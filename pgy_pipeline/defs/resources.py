@@ -18,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.api.concurrency import DEFAULT_MAX, DEFAULT_MIN, DEFAULT_START
 from pgy_pipeline.config import (
     ConfigError,
     Secret,
@@ -39,7 +40,15 @@ class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
     endpoint: str | None = Field(
         default=None, description="legacy_v1 or current (default: PGY_TREND_ENDPOINT or legacy_v1)."
     )
-    concurrency: int = Field(default=8, description="Calls in flight at once.")
+    concurrency: int = Field(
+        default=DEFAULT_START,
+        description="Calls in flight at the start; raised while answers are clean, cut on rate-limit answers "
+        "(302 / HTTP 429), always within min_concurrency..max_concurrency.",
+    )
+    min_concurrency: int = Field(default=DEFAULT_MIN, description="Fewest calls in flight after rate-limit answers.")
+    max_concurrency: int = Field(
+        default=DEFAULT_MAX, description="Most calls in flight; set min = max = concurrency for a fixed level."
+    )
     rate_limit_per_s: float | None = Field(default=None, description="Client-wide requests per second (none = no cap).")
     max_attempts: int = Field(default=4, description="Attempts per call for retryable failures (301, 500, 5xx, …).")
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
@@ -69,6 +78,8 @@ class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
                 token,
                 self.endpoint_variant(),
                 concurrency=self.concurrency,
+                min_concurrency=self.min_concurrency,
+                max_concurrency=self.max_concurrency,
                 rate_limit_per_s=self.rate_limit_per_s,
                 max_attempts=self.max_attempts,
                 backoff_base_s=self.backoff_base_s,

@@ -28,6 +28,7 @@ from pgy_pipeline.simulator.faults import (
     json_reply,
     success_reply,
 )
+from pgy_pipeline.simulator.limiter import HiddenLimit, Limiter
 from pgy_pipeline.simulator.rules import PATH_RULES, BadParams, TrendQuery, resolve
 from pgy_pipeline.simulator.series import SeriesBook, stable_seed
 from pgy_pipeline.simulator.server import HttpServer
@@ -52,6 +53,7 @@ class SimulatorConfig:
     seed: int = 0
     retry_after_s: int = 1  # Retry-After on HTTP 429
     slow_s: float = 2.0  # how late the "slow" fault answers
+    hidden_limit: HiddenLimit | None = None  # a rate limit the API enforces but does not publish
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Simulator:
         self._calls: list[CallRecord] = []
         self._billed = 0
         self._http: HttpServer | None = None
+        self.limiter = Limiter(self.config.hidden_limit) if self.config.hidden_limit else None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -221,6 +224,7 @@ class Simulator:
         token_ok = query.get("token", [""])[0] == self.config.token
         trend: TrendQuery | None = None
         fault: str | None = None
+        latency_s = self.config.latency_s
         if rules is None:
             reply = json_reply(self._envelope(404, None), status=404)
         elif not token_ok:
@@ -231,10 +235,14 @@ class Simulator:
             except BadParams as exc:
                 reply, fault = json_reply(self._envelope(400, None, message=str(exc))), "bad_params"
             else:
-                fault = self._pick_fault(trend)
+                if self.limiter is not None and not self.limiter.admit(self.config.latency_s):
+                    fault = self.limiter.limit.reply
+                    latency_s = 0.0  # refused at the door, at once
+                else:
+                    fault = self._pick_fault(trend)
                 reply = self._reply(trend, fault, path_and_query)
         self._record(url.path, rules.endpoint if rules else None, trend, token_ok, fault, reply)
-        return reply, self.config.latency_s
+        return reply, latency_s
 
     def _pick_fault(self, trend: TrendQuery) -> str | None:
         with self._lock:

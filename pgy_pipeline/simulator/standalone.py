@@ -10,6 +10,7 @@ from datetime import date
 
 from pgy_pipeline.simulator.app import DEFAULT_TOKEN, Simulator
 from pgy_pipeline.simulator.faults import DEFAULT_RANDOM_FAULTS
+from pgy_pipeline.simulator.limiter import LIMIT_REPLIES, HiddenLimit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--restate-rate", type=float, default=0.0, help="probability a call restates a past value")
     parser.add_argument("--seed", type=int, default=0, help="seed of the series and of the random faults")
+    parser.add_argument("--limit-rps", type=float, default=None, help="hidden limit: requests per second")
+    parser.add_argument("--limit-in-flight", type=int, default=None, help="hidden limit: requests in flight")
+    parser.add_argument(
+        "--limit-reply", choices=LIMIT_REPLIES, default="code_302", help="how the hidden limit refuses a request"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM), after printing how to point the pipeline here."""
     try:
+        hidden = None
+        if args.limit_rps is not None or args.limit_in_flight is not None:
+            hidden = HiddenLimit(args.limit_rps, args.limit_in_flight, args.limit_reply)
         sim = Simulator(
             host=args.host,
             port=args.port,
@@ -44,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             random_faults=args.faults,
             restate_rate=args.restate_rate,
             seed=args.seed,
+            hidden_limit=hidden,
         ).start()
     except (ValueError, OSError) as exc:  # an unknown fault name, a port in use
         print(f"pgy-pipeline simulator: {exc}", file=sys.stderr)

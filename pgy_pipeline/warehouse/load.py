@@ -95,6 +95,36 @@ _COPY_CHUNK = 256 * 1024
 _NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
 
 
+def copy_runs(
+    conn: PgConnection,
+    direct: Iterable[tuple[Run, int]],
+    fetch_ids: Mapping[SeriesKey, int],
+    table: str = "pgy.kol_fans_trend",
+) -> None:
+    """Binary COPY of each run's points after its first `skip` into `table` (a trusted name, never user input),
+    sent in ~256 kB pieces so the server indexes while we encode. The upsert benchmark's plain-COPY yardstick
+    calls this too, so both sides of its ratio encode and send rows the same way."""
+    with conn.cursor().copy(
+        f"COPY {table} (kol_id, date_key, increase_type, num, fetch_log_id) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        pending = [COPY_HEADER]
+        size = 0
+        for run, skip in direct:
+            encoded = copy_rows(run, skip, fetch_ids.get((run.kol_id, run.increase_type)))
+            pending.append(encoded)
+            size += len(encoded)
+            if size >= _COPY_CHUNK:
+                copy.write(b"".join(pending))
+                pending, size = [], 0
+        pending.append(COPY_TRAILER)
+        copy.write(b"".join(pending))
+
+
+def mark_loaded(conn: PgConnection, fetch_log_ids: Iterable[int]) -> None:
+    """Say in pgy.fetch_log that these calls' rows are in (call it in the transaction that loaded them)."""
+    conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_log_ids),))
+
+
 class _Loader:
     """One load = one transaction on one connection; see the module docstring for the design."""
 
@@ -167,21 +197,7 @@ class _Loader:
             check_batch(self.conn, checked)
 
     def _copy_direct(self, direct: list[tuple[Run, int]]) -> None:
-        """Binary COPY into the target, sent in ~256 kB pieces so the server indexes while we encode."""
-        with self.conn.cursor().copy(
-            "COPY pgy.kol_fans_trend (kol_id, date_key, increase_type, num, fetch_log_id) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            pending = [COPY_HEADER]
-            size = 0
-            for run, skip in direct:
-                encoded = copy_rows(run, skip, self.fetch_ids.get((run.kol_id, run.increase_type)))
-                pending.append(encoded)
-                size += len(encoded)
-                if size >= _COPY_CHUNK:
-                    copy.write(b"".join(pending))
-                    pending, size = [], 0
-            pending.append(COPY_TRAILER)
-            copy.write(b"".join(pending))
+        copy_runs(self.conn, direct, self.fetch_ids)
 
     def merge(self) -> LoadCounts:
         """Diff the staged runs against the stored rows and write only what differs (see module docstring)."""
@@ -253,7 +269,7 @@ def load_points(
                     loader.add_runs(runs, newest)
             counts = loader.merge()
             if fetch_ids:  # the calls' rows are in: said by this same transaction, so never said falsely
-                conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_ids.values()),))
+                mark_loaded(conn, fetch_ids.values())
                 record_not_served(conn, fetch_ids.values())  # dates these windows covered but did not contain
             conn.commit()
         except BaseException:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from itertools import chain, groupby, repeat
 from operator import itemgetter
@@ -82,6 +82,15 @@ def split_consecutive(kol_id: str, increase_type: str, ordinals: list[int], nums
         if i == len(ordinals) or ordinals[i] != ordinals[i - 1] + 1:
             runs.append(Run(kol_id, increase_type, ordinals[start], tuple(nums[start:i])))
             start = i
+    return runs
+
+
+def group_runs(points: Iterable[TrendPoint]) -> list[Run]:
+    """Points as runs WITHOUT validating them (each series' points must be adjacent, as a run delivers them)."""
+    runs: list[Run] = []
+    for (kol_id, increase_type), group in groupby(points, key=_series_key):
+        rows = list(group)
+        runs += split_consecutive(kol_id, increase_type, [p.date_key.toordinal() for p in rows], [p.num for p in rows])
     return runs
 
 

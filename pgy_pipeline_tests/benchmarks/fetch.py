@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -29,14 +29,15 @@ from pgy_pipeline_tests.sim import SIM_TODAY, kol_ids
 
 
 @contextmanager
-def simulator_url(mode: str, latency_ms: float, today: date) -> Iterator[str]:
-    """The base URL of a simulator running in this process ("inprocess") or a child process ("subprocess")."""
+def simulator_url(mode: str, latency_ms: float, today: date, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """The base URL of a simulator running in this process ("inprocess") or a child process ("subprocess",
+    given `extra_args` of `python -m pgy_pipeline.simulator`, e.g. a restate rate)."""
     if mode == "inprocess":
         with Simulator(latency_s=latency_ms / 1000, today=today) as sim:
             yield sim.base_url
         return
     cmd = [sys.executable, "-m", "pgy_pipeline.simulator", "--port", "0", "--latency-ms", str(latency_ms)]
-    child = subprocess.Popen([*cmd, "--today", today.isoformat()], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([*cmd, "--today", today.isoformat(), *extra_args], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         first = child.stdout.readline()

@@ -1,0 +1,29 @@
+"""The daily-path benchmark runs end to end at a tiny size and prints its figures as one JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_daily_benchmark_prints_its_json(admin_url: str) -> None:
+    env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.daily", "--kols", "5", "--latency-ms", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["kols"] == 5
+    assert figures["calls"] == figures["billed_calls"] == 10  # day 2 bills 2 calls per KOL
+    assert figures["rows_received"] == 5 * 2 * 30  # a 30-day window per series ...
+    assert figures["rows_inserted"] == 5 * 2  # ... of which one day is new
+    for key in ("wall_s", "fetch_s", "load_s", "dagster_overhead_s", "peak_rss_mb", "wal_bytes"):
+        assert isinstance(figures[key], int | float) and figures[key] >= 0, key
+    assert figures["step_s"]["kol_fans_trend"] > 0
+    assert figures["copy_new_day_wal_bytes"] > 0
