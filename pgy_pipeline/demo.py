@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Series
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
 from pgy_pipeline.warehouse.engine import make_engine

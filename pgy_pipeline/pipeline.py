@@ -22,9 +22,10 @@ from datetime import date
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.fetch import fetch_iter
 from pgy_pipeline.model import Attempt, CallResult, Outcome, StopRun
-from pgy_pipeline.plan import Plan, china_today, date_range, make_plan, reachable_range
+from pgy_pipeline.plan import Plan, date_range, make_plan, reachable_range
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import record_calls
 from pgy_pipeline.warehouse.kols import flag_results

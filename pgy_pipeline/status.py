@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today, latest_served_date, oldest_reachable_date
+from pgy_pipeline.plan import oldest_reachable_date
 from pgy_pipeline.warehouse.runs import active_kol_ids, flagged_kols, missing_dates
 
 MAX_NAMED = 20  # missing KOL ids named per date; the counts are always complete

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade

@@ -16,10 +16,10 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.concurrency import FIRST_PROBE_ROUNDS, ConcurrencyLimit, Slot
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.fetch import fetch_all
 from pgy_pipeline.model import CallRequest, Outcome, Series
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.limiter import HiddenLimit
 from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track

@@ -26,9 +26,9 @@ from dagster import (
 )
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import CHINA_TZ, china_today
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import checks_followup_sensor
-from pgy_pipeline.plan import CHINA_TZ, china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.pipeline_support import (

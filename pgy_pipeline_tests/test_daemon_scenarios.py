@@ -24,8 +24,8 @@ from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from pgy_pipeline.china_time import CHINA_TZ, china_today
 from pgy_pipeline.deploy import DAGSTER_YAML
-from pgy_pipeline.plan import CHINA_TZ, china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs

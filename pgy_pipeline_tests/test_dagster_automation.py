@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from dagster import (
     DagsterInstance,
@@ -17,14 +16,13 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
+from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, kol, stored, track
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
@@ -34,7 +32,7 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     assert schedule.execution_timezone == "Asia/Shanghai"
     assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
     # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
-    tick = datetime(2026, 3, 10, 6, 30, tzinfo=SHANGHAI)
+    tick = datetime(2026, 3, 10, 6, 30, tzinfo=CHINA_TZ)
     # A persistent instance: the tick reads partition status from it.
     with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
         context = build_schedule_context(

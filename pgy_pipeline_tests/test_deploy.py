@@ -11,8 +11,8 @@ import pytest
 from dagster import DagsterInstance
 from sqlalchemy import Engine
 
+from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
-from pgy_pipeline.plan import CHINA_TZ
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import libpq_url

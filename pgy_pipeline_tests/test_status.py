@@ -11,9 +11,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.cli import main
 from pgy_pipeline.model import TrendPoint
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points

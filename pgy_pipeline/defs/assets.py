@@ -34,6 +34,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from pgy_pipeline.china_time import CHINA_TZ_NAME, china_today
 from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
@@ -41,10 +42,9 @@ from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
 from pgy_pipeline.model import Endpoint
 from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, RunReport, run_range
-from pgy_pipeline.plan import china_today, oldest_reachable_date
+from pgy_pipeline.plan import oldest_reachable_date
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
-CHINA_TZ_NAME = "Asia/Shanghai"
 API_POOL = "justone_api"
 CHECKS_FOLLOWUP_KEY = "checks_followup_range"  # read by the follow-up sensor
 DEFAULT_LAG_RETRIES = 6

@@ -18,9 +18,9 @@ from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
+from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.resources import WarehouseResource
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.warehouse.runs import (
     MAX_LISTED,
     active_kol_ids,

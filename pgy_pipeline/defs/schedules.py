@@ -24,12 +24,13 @@ from dagster import (
 )
 
 from pgy_pipeline.api.endpoints import window_for
+from pgy_pipeline.china_time import CHINA_TZ_NAME, china_today, latest_served_date
 from pgy_pipeline.config import time_of_day
-from pgy_pipeline.defs.assets import CHINA_TZ_NAME, kol_fans_trend, partitions_def
+from pgy_pipeline.defs.assets import kol_fans_trend, partitions_def
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today, date_range, latest_served_date
+from pgy_pipeline.plan import date_range
 
 DEFAULT_TIME = "06:30"
 SCHEDULE_NAME = "kol_fans_trend_daily"
