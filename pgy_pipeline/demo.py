@@ -72,6 +72,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     from pgy_pipeline.defs.anomaly import kol_fans_anomaly
     from pgy_pipeline.defs.assets import kol_fans_trend
     from pgy_pipeline.defs.checks import asset_checks
+    from pgy_pipeline.defs.partitions import range_tags
     from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 
     latest = latest_served_date(china_today())
@@ -85,11 +86,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
                 "trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
                 "warehouse": WarehouseResource(database_url=database_url, home=str(home)),
             },
-            tags={
-                "dagster/asset_partition_range_start": start.isoformat(),
-                "dagster/asset_partition_range_end": latest.isoformat(),
-                "pgy/source": "demo",
-            },
+            tags={**range_tags(start, latest), "pgy/source": "demo"},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
         )

@@ -18,7 +18,7 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
-from pgy_pipeline.defs.assets import partitions_def
+from pgy_pipeline.defs.partitions import partitions_def
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.pipeline_support import materialize_trend, step_failure, stored, track
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import libpq_url
@@ -100,7 +101,7 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     tags = {t["key"]: t["value"] for t in run["tags"]}
     partition = tick.date() - timedelta(days=1)  # China-yesterday of the tick's own date
     # The tick targets yesterday and, on this fresh deployment, every unmaterialised day of its 30-day window.
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+    assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == (
         (partition - timedelta(days=29)).isoformat(),
         partition.isoformat(),
     )

@@ -22,7 +22,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.defs.assets import kol_fans_trend, partition_dates, partitions_def
+from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
 from pgy_pipeline.warehouse.runs import MAX_LISTED
@@ -70,7 +71,7 @@ class AnomalyRulesConfig(Config):
 def kol_fans_anomaly(
     context: AssetExecutionContext, config: AnomalyRulesConfig, warehouse: WarehouseResource
 ) -> MaterializeResult[None]:
-    start, end = partition_dates(context)
+    start, end = window_dates(context.partition_time_window)
     with warehouse.engine() as engine:
         found = refresh_anomalies(engine, start, end, rules=config.rules(), run_id=context.run.run_id)
     per_rule = {rule: sum(1 for a in found if a.rule == rule) for rule in ("spike", "spike_then_drop", "purge")}
