@@ -161,8 +161,7 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     engine = make_engine(settings.database_url, home)
     ensure_schema(engine)
-    for noisy in ("pgy_pipeline.warehouse.engine", "alembic"):  # the first said where Postgres is; enough
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pgy_pipeline.warehouse.engine").setLevel(logging.WARNING)  # it said where Postgres is once
     counts = add_kols(engine, SAMPLE_KOLS, label="demo")
     print(f"tracking {len(SAMPLE_KOLS)} sample KOLs ({counts.added} new) in pgy.tracked_kol")
     with Simulator(port=sim_port) as sim:

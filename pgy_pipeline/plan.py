@@ -38,11 +38,6 @@ class Plan:
     out_of_reach: tuple[date, ...]  # requested dates older than the largest window reaches
     not_yet_served: tuple[date, ...]  # requested dates after `latest` (the API has no data for them yet)
 
-    @property
-    def reachable(self) -> tuple[date, date] | None:
-        """The part of the requested range the API can serve today, or None when there is none."""
-        return reachable_range(self.start, self.end, endpoint=self.endpoint, today=self.latest + timedelta(days=1))
-
 
 def oldest_reachable_date(today: date, endpoint: Endpoint) -> date:
     """The oldest date the largest window of `endpoint` reaches on `today`; anything older is lost for good."""
