@@ -326,6 +326,7 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     assert read_status(engine, days=11, today=today).ok
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("endpoint", "days"), [("legacy_v1", 60), ("current", 90)])
 def test_a_newcomer_sees_only_partitions_the_api_can_still_fill(endpoint: str, days: int) -> None:
     """Without PGY_PARTITIONS_START the first partition is the oldest date the endpoint's largest window reaches."""

@@ -19,6 +19,8 @@ from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, proce
 from pgy_pipeline_tests.pg import libpq_url
 from pgy_pipeline_tests.pipeline_support import stored, track
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 SCHEDULE = "kol_fans_trend_daily"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 START_SCHEDULE = """

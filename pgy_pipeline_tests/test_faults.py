@@ -197,6 +197,7 @@ def test_dagster_run_with_postgres_down_fails_in_one_sentence_then_materialises(
         assert len(stored(own_engine, yesterday, yesterday)) == 4
 
 
+@pytest.mark.subprocess
 def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:

@@ -35,6 +35,8 @@ from pgy_pipeline.simulator.series import SeriesBook
 from pgy_pipeline.warehouse.runs import SeriesGap, series_gaps
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
 
+pytestmark = [pytest.mark.slow]
+
 DAYS = 400
 KOLS = 50
 DAGSTER_DAYS = 32  # the last days go through Dagster in-process

@@ -73,6 +73,7 @@ def test_contract_constraints(engine: Engine) -> None:
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'new_fans', 2)"))
 
 
+@pytest.mark.subprocess
 def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine: Engine) -> None:
     env = {**os.environ, "PGY_DATABASE_URL": database_url}
     command = [sys.executable, "-m", "pgy_pipeline.cli", "db", "upgrade"]
@@ -88,6 +89,7 @@ def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine:
     assert _recorded(engine) == names
 
 
+@pytest.mark.subprocess
 def test_cli_upgrade_twice_creates_the_contract(database_url: str, engine: Engine) -> None:
     first = _cli(database_url, "db", "upgrade")
     assert first.returncode == 0, first.stderr
@@ -97,6 +99,7 @@ def test_cli_upgrade_twice_creates_the_contract(database_url: str, engine: Engin
     assert _tables(engine) >= CONTRACT_TABLES
 
 
+@pytest.mark.subprocess
 def test_database_with_an_unknown_migration_is_refused(database_url: str, engine: Engine) -> None:
     upgrade(engine)
     with engine.begin() as conn:

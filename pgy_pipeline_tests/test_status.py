@@ -129,6 +129,7 @@ def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[
     }
 
 
+@pytest.mark.subprocess
 def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str) -> None:
     """What cron sees: the installed command's exit status."""
     add_kols(engine, ["k1"])

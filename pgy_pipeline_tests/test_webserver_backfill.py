@@ -17,6 +17,8 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pipeline_support import stored, track
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
