@@ -3,8 +3,10 @@
 Downstream of `kol_fans_trend` with the same daily partitions and the same single-run backfills. It is
 materialised automatically: its automation condition is Dagster's `eager()` without the "latest time
 window only" clause, so every partition of the trend that lands (the daily run's yesterday, or all 60
-of a backfill, which become one ranged run) is followed by the same partitions of the anomalies, once
-none of them is still in progress. The rules and their thresholds live in
+of a backfill) is followed by the same partitions of the anomalies, once none of them is still in progress.
+The automation sensor emits its requests as a backfill, the only way Dagster's automation honours the
+single-run backfill policy: a 60-partition request becomes one run (without it, Dagster starts one run per
+partition). The rules and their thresholds live in
 `pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster.
 """
 
@@ -97,6 +99,6 @@ anomaly_automation_sensor = AutomationConditionSensorDefinition(
     "kol_fans_anomaly_automation",
     target=AssetSelection.assets(kol_fans_anomaly),
     default_status=DefaultSensorStatus.RUNNING,
-    emit_backfills=False,  # a ranged request becomes one run directly (single-run backfill policy)
+    emit_backfills=True,  # a multi-partition request becomes ONE run (single-run backfill policy), not one per day
     description="Materialises kol_fans_anomaly for every partition of kol_fans_trend that lands.",
 )
