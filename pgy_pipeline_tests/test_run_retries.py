@@ -76,7 +76,7 @@ def _messages(instance: DagsterInstance, run: DagsterRun) -> str:
 
 def _committed_calls(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text("select count(*) from pgy.fetch_log where loaded")).scalar_one())
+        return int(conn.execute(text("select count(*) from pgy.fetch_log_loaded")).scalar_one())
 
 
 @pytest.fixture
