@@ -1,6 +1,8 @@
 """Pytest plugin with simulator fixtures (loaded from conftest via `pytest_plugins`).
 
-* `simulator`: a running Simulator on 127.0.0.1, today = SIM_TODAY (2026-03-09), no latency.
+* `simulator`: a running Simulator on 127.0.0.1 on a FIXED date, today = SIM_TODAY (2026-03-09), no latency:
+  for the API client's own tests, whose expected windows are dates. (The pipeline and Dagster tests use
+  `sim` from pipeline_support.py instead, on the wall-clock China date that Dagster's partitions follow.)
 * `make_client`: factory `make_client(endpoint=Endpoint.LEGACY_V1, **TrendClient kwargs)` returning a
   fast-retrying TrendClient for that simulator; every client is closed after the test.
 """

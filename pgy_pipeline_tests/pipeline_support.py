@@ -1,5 +1,10 @@
-"""Fixtures and helpers shared by the pipeline and Dagster tests: a migrated warehouse, a running
-simulator, a fast-retrying client, sample KOLs, and warehouse read-backs."""
+"""Pytest plugin for the pipeline and Dagster tests (loaded from conftest via `pytest_plugins`).
+
+Fixtures: `engine` (the test's own migrated warehouse), `sim` (a simulator on the wall-clock China date, as
+Dagster's partitions are), `instance` (an ephemeral Dagster instance), `today` / `yesterday` (China dates,
+computed per test). Helpers: `track` (tracked KOLs), warehouse read-backs, Dagster resources and runs.
+Simulator-side helpers (KOL ids, clients) live in `pgy_pipeline_tests/sim.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.china_time import china_today
-from pgy_pipeline.config import Secret
 from pgy_pipeline.defs.partitions import range_tags
-from pgy_pipeline.model import Endpoint
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
+from pgy_pipeline_tests.sim import kol_ids
 
 
 @pytest.fixture
@@ -32,19 +35,6 @@ def today() -> date:
 def yesterday(today: date) -> date:
     """The newest date the API serves on `today`: the daily partition."""
     return today - timedelta(days=1)
-
-
-def kol(i: int) -> str:
-    """A valid 24-hex KOL id, distinct per `i`."""
-    return f"5f{i:022x}"
-
-
-def client_for(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, concurrency: int = 4) -> TrendClient:
-    """A client on the simulator that retries quickly (tests never wait for real backoff)."""
-    return TrendClient(
-        sim.base_url, Secret(sim.token), endpoint, concurrency=concurrency, max_attempts=2, backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -72,7 +62,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def track(engine: Engine, n: int, first: int = 0) -> list[str]:
-    ids = [kol(i) for i in range(first, first + n)]
+    ids = kol_ids(n, first)
     add_kols(engine, ids)
     return ids
 

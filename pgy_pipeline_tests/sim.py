@@ -5,7 +5,6 @@ Fixtures built on these live in `pgy_pipeline_tests/fixtures_sim.py`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,9 +28,20 @@ FAST_CLIENT: dict[str, Any] = {
 }
 
 
+# For whole runs (pipeline and Dagster tests): two attempts with quick retries, and the client's own timeouts,
+# since such tests may hold calls in the simulator for seconds on purpose.
+RUN_CLIENT: dict[str, Any] = {
+    "max_attempts": 2,
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+    "connect_timeout_s": 5.0,
+    "read_timeout_s": 60.0,
+}
+
+
 def kol_id(n: int) -> str:
-    """A stable 24-hex id, shaped like a Xiaohongshu user id."""
-    return hashlib.sha1(f"kol-{n}".encode()).hexdigest()[:24]
+    """A valid 24-hex id, shaped like a Xiaohongshu user id, distinct per `n` and sorted like `n`."""
+    return f"5f{n:022x}"
 
 
 def kol_ids(count: int, start: int = 0) -> list[str]:
@@ -43,6 +53,11 @@ def fast_client(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, **overr
     settings = {**FAST_CLIENT, **overrides}
     settings.setdefault("today", lambda: sim.today)
     return TrendClient(sim.base_url, Secret(sim.token), endpoint, **settings)
+
+
+def client_for(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, concurrency: int = 4) -> TrendClient:
+    """`fast_client` with RUN_CLIENT settings, for tests that run whole partitions."""
+    return fast_client(sim, endpoint, concurrency=concurrency, **RUN_CLIENT)
 
 
 @dataclass

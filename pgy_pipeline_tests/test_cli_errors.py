@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline_tests.pg import login_role
-from pgy_pipeline_tests.pipeline_support import kol
+from pgy_pipeline_tests.sim import kol_id
 
 pytestmark = [pytest.mark.subprocess]
 
 # One command of each kind: schema, KOL management (read and write), monitoring.
-COMMANDS = [("db", "upgrade"), ("kols", "add", kol(1)), ("kols", "list"), ("status",)]
+COMMANDS = [("db", "upgrade"), ("kols", "add", kol_id(1)), ("kols", "list"), ("status",)]
 
 
 def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,7 @@ def test_missing_privilege(admin_url: str, database_url: str, engine: Engine, ho
         conn.execute(text("UPDATE pgy.schema_migrations SET checksum = :c WHERE name = '0016_etl_role.sql'"),
                      {"c": _checksum("0016_etl_role.sql")})  # fmt: skip
     with login_role(admin_url, database_url, "pgy_reader") as reader:  # current schema, but a reader writes
-        _one_sentence(_run({**home, "PGY_DATABASE_URL": reader}, "kols", "add", kol(1)), 1,
+        _one_sentence(_run({**home, "PGY_DATABASE_URL": reader}, "kols", "add", kol_id(1)), 1,
                       "lacks a privilege", "permission denied for table tracked_kol")  # fmt: skip
 
 

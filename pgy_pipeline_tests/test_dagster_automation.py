@@ -23,7 +23,8 @@ from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, kol, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, stored, track
+from pgy_pipeline_tests.sim import kol_id
 
 
 def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ def test_sensor_backfills_only_the_newly_tracked_kol(
 
     assert isinstance(_tick(instance, database_url, sim, initial.cursor), SkipReason)  # nothing new
 
-    newcomer = kol(99)
+    newcomer = kol_id(99)
     add_kols(engine, [newcomer])
     later = _tick(instance, database_url, sim, initial.cursor)
     assert isinstance(later, SensorResult)

@@ -14,7 +14,8 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.load import LOAD_LOCK_KEY
 from pgy_pipeline_tests.fault_support import wait_until
 from pgy_pipeline_tests.pg import libpq_url
-from pgy_pipeline_tests.pipeline_support import client_for, track
+from pgy_pipeline_tests.pipeline_support import track
+from pgy_pipeline_tests.sim import client_for
 
 
 def test_calls_stay_on_the_wire_while_a_chunk_loads(engine: Engine, database_url: str) -> None:

@@ -24,7 +24,8 @@ from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import MigrationError, shipped_sql_dir, upgrade
 from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
-from pgy_pipeline_tests.pipeline_support import client_for, dagster_resources, kol, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
+from pgy_pipeline_tests.sim import client_for, kol_id
 
 OWNER_MUST_UPGRADE = r"schema is behind this version.*the schema owner must run `pgy-pipeline db upgrade`$"
 
@@ -67,12 +68,12 @@ def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
     yesterday: date,
     login_engine: list[Engine],
 ) -> None:
-    kols = [kol(i) for i in range(3)]
+    kols = [kol_id(i) for i in range(3)]
     assert _cli(monkeypatch, etl_url, "kols", "add", *kols) == 0
     listing = tmp_path / "more.csv"
-    listing.write_text(f"kol_id\n{kol(3)}\n")
+    listing.write_text(f"kol_id\n{kol_id(3)}\n")
     assert _cli(monkeypatch, etl_url, "kols", "import", str(listing)) == 0
-    assert _cli(monkeypatch, etl_url, "kols", "remove", kol(3)) == 0
+    assert _cli(monkeypatch, etl_url, "kols", "remove", kol_id(3)) == 0
     assert _cli(monkeypatch, etl_url, "kols", "list") == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[-3:]] == kols
 
@@ -112,15 +113,15 @@ def test_reader_login_gets_status_and_cannot_change_the_kols(
     yesterday: date,
 ) -> None:
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol(0)})
-    load_points(engine, [TrendPoint(kol(0), yesterday, s.value, 10) for s in Series])
+        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol_id(0)})
+    load_points(engine, [TrendPoint(kol_id(0), yesterday, s.value, 10) for s in Series])
 
     assert _cli(monkeypatch, reader_url, "status", "--days", "1") == 0
     assert f"OK: yesterday ({yesterday}) is complete" in capsys.readouterr().out
     assert _cli(monkeypatch, reader_url, "status", "--json", "--days", "1") == 0
     capsys.readouterr()
 
-    assert _cli(monkeypatch, reader_url, "kols", "add", kol(1)) == 1
+    assert _cli(monkeypatch, reader_url, "kols", "add", kol_id(1)) == 1
     err = capsys.readouterr().err
     assert err.startswith("pgy-pipeline kols: The database login lacks a privilege this command needs")
     assert "permission denied for table tracked_kol" in err and "Traceback" not in err
@@ -138,7 +139,7 @@ def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
 ) -> None:
     with engine.begin() as conn:  # as if this code shipped a migration the database has not had yet
         conn.execute(text("DELETE FROM pgy.schema_migrations WHERE name = '0016_etl_role.sql'"))
-        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol(0)})
+        conn.execute(text("INSERT INTO pgy.tracked_kol (kol_id) VALUES (:k)"), {"k": kol_id(0)})
 
     etl = create_engine(etl_url)
     login_engine.append(etl)
@@ -183,11 +184,11 @@ def test_an_owner_without_superuser_rights_upgrades_and_the_etl_login_works(
         assert _cli(monkeypatch, owner, "db", "upgrade") == 0
         assert capsys.readouterr().out.startswith("applied ")
         with login_role(admin_url, db, "pgy_etl") as etl:
-            assert _cli(monkeypatch, etl, "kols", "add", kol(0)) == 0
+            assert _cli(monkeypatch, etl, "kols", "add", kol_id(0)) == 0
             assert _cli(monkeypatch, etl, "status", "--days", "1") == 1  # works; yesterday is not fetched yet
         with login_role(admin_url, db, "pgy_reader") as reader:
             assert _cli(monkeypatch, reader, "kols", "list") == 0
-        assert kol(0) in capsys.readouterr().out
+        assert kol_id(0) in capsys.readouterr().out
 
 
 _OLD_FETCH_LOG_ROWS = """

@@ -20,7 +20,8 @@ from sqlalchemy import Engine, create_engine
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.migrate import available
 from pgy_pipeline_tests.dagster_procs import REPO
-from pgy_pipeline_tests.pipeline_support import kol, stored
+from pgy_pipeline_tests.pipeline_support import stored
+from pgy_pipeline_tests.sim import kol_id
 
 pytestmark = [
     pytest.mark.slow,
@@ -81,13 +82,13 @@ def test_wheel_install_migrates_tracks_and_materialises(
     assert upgraded.stdout.strip() == f"applied {len(available())} migration(s): " + ", ".join(
         m.name for m in available()
     )
-    _run(installed, tmp_path, env, "pgy-pipeline", "kols", "add", kol(1), kol(2))
+    _run(installed, tmp_path, env, "pgy-pipeline", "kols", "add", kol_id(1), kol_id(2))
     _run(installed, tmp_path, env, "dagster", "asset", "materialize", "-m", "pgy_pipeline.definitions",
          "--select", "kol_fans_trend", "--partition", yesterday.isoformat())  # fmt: skip
 
     engine: Engine = create_engine(database_url)
     try:
-        assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kol(1), kol(2)}
+        assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kol_id(1), kol_id(2)}
     finally:
         engine.dispose()
     assert sim.billed_calls == 4
