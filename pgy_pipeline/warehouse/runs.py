@@ -171,24 +171,24 @@ def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, i
 
     Compared only where new[d], total[d] and total[d-1] all exist.
     """
-    # One ordered pass per series instead of two index probes per date: total_fans with its previous
-    # date's value (lag in key order), merge-joined to new_fans on (kol_id, date_key), both in key order.
-    sql = """
-        with tot as (
-            select kol_id, date_key, num,
-                   lag(num) over w as prev_num, lag(date_key) over w as prev_date
-              from pgy.kol_fans_trend
-             where increase_type = 'total_fans' and date_key between cast(:lo as date) - 1 and :hi
-            window w as (partition by kol_id order by date_key)
-        ),
-        c as (
-            select t.kol_id, t.date_key, n.num as new_fans, t.num - t.prev_num as total_delta
-              from tot t
-              join pgy.kol_fans_trend n
-                on n.kol_id = t.kol_id and n.increase_type = 'new_fans' and n.date_key = t.date_key
-             where t.prev_date = t.date_key - 1 and t.date_key >= :lo
-               and n.date_key between :lo and :hi
-               and t.kol_id in (select kol_id from pgy.tracked_kol where active)
+    # Per active KOL, one index range over both series in the key's order (two descents, no join and no
+    # whole-table sort, whatever the planner's statistics say), ordered by (date_key, increase_type) so
+    # that before total_fans[d] come new_fans[d] and then total_fans[d-1], when they exist: two lags.
+    sql = f"""
+        with c as (
+            select k.kol_id, w.date_key, w.n1 as new_fans, w.num - w.n2 as total_delta
+              from pgy.tracked_kol k
+             cross join lateral (
+                select date_key, increase_type, num,
+                       lag(increase_type) over o as t1, lag(date_key) over o as d1, lag(num) over o as n1,
+                       lag(increase_type, 2) over o as t2, lag(date_key, 2) over o as d2, lag(num, 2) over o as n2
+                  from pgy.kol_fans_trend t
+                 where t.kol_id = k.kol_id and t.increase_type in {SERIES_SQL}
+                   and t.date_key between cast(:lo as date) - 1 and :hi
+                window o as (order by date_key, increase_type)
+             ) w
+             where k.active and w.increase_type = 'total_fans' and w.date_key >= :lo
+               and w.t1 = 'new_fans' and w.d1 = w.date_key and w.t2 = 'total_fans' and w.d2 = w.date_key - 1
         )
         select count(*), count(*) filter (where new_fans <> total_delta),
                (select coalesce(json_agg(x), '[]') from (
@@ -197,11 +197,7 @@ def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, i
           from c
     """
     params = {"lo": as_of - timedelta(days=days - 1), "hi": as_of, "cap": MAX_LISTED}
-    with engine.connect() as conn, conn.begin():
-        # The planner underestimates how many rows share a (kol_id, date_key) and picks a per-row nested
-        # loop (or a hash of a whole series); both inputs already come in key order, so merge them.
-        conn.execute(text("set local enable_nestloop = off"))
-        conn.execute(text("set local enable_hashjoin = off"))
+    with engine.connect() as conn:
         compared, bad, examples = conn.execute(text(sql), params).one()
     return (
         compared,
