@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Series
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
 from pgy_pipeline.warehouse.engine import make_engine
@@ -72,6 +72,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     from pgy_pipeline.defs.anomaly import kol_fans_anomaly
     from pgy_pipeline.defs.assets import kol_fans_trend
     from pgy_pipeline.defs.checks import asset_checks
+    from pgy_pipeline.defs.partitions import range_tags
     from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 
     latest = latest_served_date(china_today())
@@ -85,11 +86,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
                 "trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
                 "warehouse": WarehouseResource(database_url=database_url, home=str(home)),
             },
-            tags={
-                "dagster/asset_partition_range_start": start.isoformat(),
-                "dagster/asset_partition_range_end": latest.isoformat(),
-                "pgy/source": "demo",
-            },
+            tags={**range_tags(start, latest), "pgy/source": "demo"},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
         )
@@ -164,8 +161,7 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     engine = make_engine(settings.database_url, home)
     ensure_schema(engine)
-    for noisy in ("pgy_pipeline.warehouse.engine", "alembic"):  # the first said where Postgres is; enough
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pgy_pipeline.warehouse.engine").setLevel(logging.WARNING)  # it said where Postgres is once
     counts = add_kols(engine, SAMPLE_KOLS, label="demo")
     print(f"tracking {len(SAMPLE_KOLS)} sample KOLs ({counts.added} new) in pgy.tracked_kol")
     with Simulator(port=sim_port) as sim:

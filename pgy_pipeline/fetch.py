@@ -2,8 +2,7 @@
 
 Requests are consumed lazily and at most `2 * max_concurrency` calls are queued at a time, so a run for
 10,000 KOLs never holds more than a few dozen pending calls; `fetch_iter` yields results as they
-complete so the caller can load and forget them (bounded memory), `fetch_all` collects them in
-request order for smaller runs and tests.
+complete so the caller can load and forget them (bounded memory).
 
 When a call hits a stop-the-run condition the client's stop flag is set: no new call is dispatched,
 calls in flight finish their current attempt without retrying, and every request never sent is
@@ -14,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from pgy_pipeline.api.client import TrendClient
-from pgy_pipeline.model import CallRequest, CallResult, Outcome, StopRun
+from pgy_pipeline.model import CallRequest, CallResult, StopRun
 
 QUEUE_FACTOR = 2  # calls queued per worker thread: keeps workers busy without buffering the whole run
 
@@ -80,27 +78,3 @@ class FetchStream:
 def fetch_iter(client: TrendClient, requests: Iterable[CallRequest]) -> FetchStream:
     """Stream results as calls complete (completion order); see FetchStream."""
     return FetchStream(client, requests)
-
-
-@dataclass
-class FetchReport:
-    """Every request's result in request order, and the stop condition that ended the run early, if any."""
-
-    results: list[CallResult]
-    stop: StopRun | None = None
-    counts: dict[Outcome, int] = field(default_factory=dict)
-
-    @property
-    def billed_calls(self) -> int:
-        return sum(attempt.billed for result in self.results for attempt in result.attempts)
-
-
-def fetch_all(client: TrendClient, requests: Iterable[CallRequest]) -> FetchReport:
-    """Run all `requests` concurrently and return their results in request order."""
-    stream = fetch_iter(client, requests)
-    by_index = dict(stream.indexed())
-    results = [by_index[index] for index in range(len(by_index))]
-    counts: dict[Outcome, int] = {}
-    for result in results:
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
-    return FetchReport(results=results, stop=stream.stop, counts=counts)

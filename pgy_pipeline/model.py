@@ -96,6 +96,12 @@ class Outcome(StrEnum):
     NOT_ATTEMPTED = "not_attempted"  # final: never sent because the run was stopped first
 
 
+# A call FAILED when it ended any way but `ok` or never sent: 201 / 400, malformed, retries exhausted, a stop
+# code. The run's metadata (`calls_failed`), `pgy-pipeline status` and the pgy.fetch_health view all count
+# failures this one way (the view spells it in SQL: outcome NOT IN ('ok', 'not_attempted')).
+NOT_FAILED_OUTCOMES = frozenset({Outcome.OK, Outcome.NOT_ATTEMPTED})
+
+
 class CallRequest(NamedTuple):
     """One call to make: a KOL's series, far enough back to reach `days_wanted` days ending at the latest date."""
 

@@ -22,9 +22,10 @@ from datetime import date
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.fetch import fetch_iter
-from pgy_pipeline.model import Attempt, CallResult, Outcome, StopRun
-from pgy_pipeline.plan import Plan, china_today, date_range, make_plan, reachable_range
+from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallResult, Outcome, StopRun
+from pgy_pipeline.plan import Plan, date_range, make_plan, reachable_range
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import record_calls
 from pgy_pipeline.warehouse.kols import flag_results
@@ -188,11 +189,9 @@ def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) ->
         for a in r.attempts:
             report.api_codes[_code_key(a)] += 1
             report.billed_calls += a.billed
-        if r.outcome is Outcome.OK:
-            report.calls_ok += 1
-        elif r.outcome is Outcome.NOT_ATTEMPTED:
-            report.calls_not_attempted += 1
-        else:
+        report.calls_ok += r.outcome is Outcome.OK
+        report.calls_not_attempted += r.outcome is Outcome.NOT_ATTEMPTED
+        if r.outcome not in NOT_FAILED_OUTCOMES:
             report.calls_failed += 1
             if r.outcome not in (Outcome.NO_CONTENT, Outcome.INVALID_PARAMS, Outcome.STOPPED):
                 report.failed_calls_total += 1

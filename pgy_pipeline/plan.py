@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from pgy_pipeline.api.endpoints import max_window_days, window_for
+from pgy_pipeline.china_time import latest_served_date
 from pgy_pipeline.model import CallRequest, Endpoint, Series
-
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
-
-
-def china_today(now: datetime | None = None) -> date:
-    """Today's calendar date in China, where the API's `dateKey`s live."""
-    return (now or datetime.now(CHINA_TZ)).astimezone(CHINA_TZ).date()
-
-
-def latest_served_date(today: date) -> date:
-    """The newest `dateKey` the API serves: China-yesterday (today's numbers are not final yet)."""
-    return today - timedelta(days=1)
 
 
 def date_range(start: date, end: date) -> list[date]:
@@ -49,11 +37,6 @@ class Plan:
     skipped: int  # (KOL, series) pairs already fetched for the range and not forced
     out_of_reach: tuple[date, ...]  # requested dates older than the largest window reaches
     not_yet_served: tuple[date, ...]  # requested dates after `latest` (the API has no data for them yet)
-
-    @property
-    def reachable(self) -> tuple[date, date] | None:
-        """The part of the requested range the API can serve today, or None when there is none."""
-        return reachable_range(self.start, self.end, endpoint=self.endpoint, today=self.latest + timedelta(days=1))
 
 
 def oldest_reachable_date(today: date, endpoint: Endpoint) -> date:

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today, latest_served_date, oldest_reachable_date
+from pgy_pipeline.china_time import china_today, latest_served_date
+from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Endpoint
+from pgy_pipeline.plan import oldest_reachable_date
 from pgy_pipeline.warehouse.runs import active_kol_ids, flagged_kols, missing_dates
 
 MAX_NAMED = 20  # missing KOL ids named per date; the counts are always complete
@@ -74,7 +75,7 @@ SELECT f.run_id,
        max(f.partition_end) AS partition_end,
        count(*) FILTER (WHERE f.is_final) AS calls,
        count(*) FILTER (WHERE f.is_final AND f.outcome = 'ok') AS calls_ok,
-       count(*) FILTER (WHERE f.is_final AND f.outcome NOT IN ('ok', 'stopped', 'not_attempted')) AS calls_failed,
+       count(*) FILTER (WHERE f.is_final AND f.outcome <> ALL(:not_failed)) AS calls_failed,
        count(*) FILTER (WHERE f.is_final AND f.outcome = 'not_attempted') AS calls_not_attempted,
        count(*) FILTER (WHERE f.billed) AS billed_calls,
        max(f.api_code) FILTER (WHERE f.outcome = 'stopped') AS stop_code,
@@ -163,7 +164,8 @@ def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> 
     start = end - timedelta(days=days - 1)
     with engine.connect() as conn:
         rows = conn.execute(text(_PARTITIONS_SQL), {"start": start, "end": end}).mappings().all()
-        run = conn.execute(text(_LAST_RUN_SQL)).mappings().first()
+        not_failed = [o.value for o in NOT_FAILED_OUTCOMES]
+        run = conn.execute(text(_LAST_RUN_SQL), {"not_failed": not_failed}).mappings().first()
     partitions = [
         PartitionStatus(
             date=r["day"],

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pgy_pipeline.warehouse.engine import embedded_url
+from pgy_pipeline.warehouse.engine import embedded_url, normalize_url
 from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
+
+_ROLES_BEFORE = pytest.StashKey[set[str]]()
 
 # The partitions start by default at the oldest date the API still serves; the tests also need partitions
 # older than that (dates lost for good), so they pin the first partition well before the API's horizon.
@@ -32,17 +34,33 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     stop_embedded(home)
 
 
-@pytest.fixture(scope="session")
-def admin_url(embedded_home: Path) -> Iterator[str]:
-    """Maintenance URL of the test server (PGY_TEST_DATABASE_URL, else embedded).
+def _shared_server(config: pytest.Config) -> str | None:
+    """The shared test server's URL, in the process that sees the whole run (not an xdist worker); else None."""
+    configured = os.environ.get("PGY_TEST_DATABASE_URL")
+    return None if hasattr(config, "workerinput") or not configured else normalize_url(configured)
 
-    The migrations create cluster-wide group roles; those this session created are dropped at its end once no
-    database uses them, so the suite leaves no role behind on a shared server.
-    """
-    url = server_url(embedded_home)
-    before = existing_roles(url)
-    yield url
-    drop_unused_roles(url, existing_roles(url) - before)
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note which cluster-wide group roles the shared server already had before this run."""
+    url = _shared_server(session.config)
+    if url is not None:
+        session.config.stash[_ROLES_BEFORE] = existing_roles(url)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the group roles this run's migrations created, once no database uses them: the suite leaves no
+    role behind on a shared server. Done once, after every xdist worker has finished (an embedded server
+    goes away with its temporary directory, roles and all)."""
+    url = _shared_server(session.config)
+    before: set[str] | None = session.config.stash.get(_ROLES_BEFORE, None)
+    if url is not None and before is not None:
+        drop_unused_roles(url, existing_roles(url) - before)
+
+
+@pytest.fixture(scope="session")
+def admin_url(embedded_home: Path) -> str:
+    """Maintenance URL of the test server (PGY_TEST_DATABASE_URL, else embedded)."""
+    return server_url(embedded_home)
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.config import Secret
+from pgy_pipeline.defs.partitions import range_tags
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
@@ -109,10 +110,6 @@ def dagster_resources(sim: Simulator, database_url: str, **api: Any) -> dict[str
     return {"trend_api": TrendApiResource(**settings), "warehouse": WarehouseResource(database_url=database_url)}
 
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
-
 def materialize_trend(
     instance: Any, sim: Simulator, database_url: str, *, start: str, end: str | None = None, **kw: Any
 ) -> Any:
@@ -126,7 +123,7 @@ def materialize_trend(
         [kol_fans_trend, *asset_checks],
         resources=dagster_resources(sim, database_url, **kw.pop("api", {})),
         instance=instance,
-        tags={RANGE_START: start, RANGE_END: end or start},
+        tags=range_tags(start, end or start),
         raise_on_error=False,
         **kw,
     )
@@ -146,7 +143,7 @@ def partition_status(instance: Any, start: date, end: date) -> dict[str, str]:
     """Dagster's status of each partition start..end as the UI shows it: MATERIALIZED, FAILED, … or MISSING."""
     from dagster import AssetKey
 
-    from pgy_pipeline.defs.assets import partitions_def
+    from pgy_pipeline.defs.partitions import partitions_def
 
     keys = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     found = instance.get_status_by_partition(AssetKey("kol_fans_trend"), keys, partitions_def) or {}

@@ -6,12 +6,15 @@ Fixtures built on these live in `pgy_pipeline_tests/fixtures_sim.py`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.config import Secret
-from pgy_pipeline.model import Endpoint
+from pgy_pipeline.fetch import fetch_iter
+from pgy_pipeline.model import CallRequest, CallResult, Endpoint, Outcome, StopRun
 from pgy_pipeline.simulator import Simulator
 
 SIM_TODAY = date(2026, 3, 9)  # the seed page's example ends on 2026-03-08: "yesterday"
@@ -40,3 +43,27 @@ def fast_client(sim: Simulator, endpoint: Endpoint = Endpoint.LEGACY_V1, **overr
     settings = {**FAST_CLIENT, **overrides}
     settings.setdefault("today", lambda: sim.today)
     return TrendClient(sim.base_url, Secret(sim.token), endpoint, **settings)
+
+
+@dataclass
+class FetchReport:
+    """Every request's result in request order, and the stop condition that ended the run early, if any."""
+
+    results: list[CallResult]
+    stop: StopRun | None = None
+    counts: dict[Outcome, int] = field(default_factory=dict)
+
+    @property
+    def billed_calls(self) -> int:
+        return sum(attempt.billed for result in self.results for attempt in result.attempts)
+
+
+def fetch_all(client: TrendClient, requests: Iterable[CallRequest]) -> FetchReport:
+    """Run all `requests` concurrently and return their results in request order (tests read them by position)."""
+    stream = fetch_iter(client, requests)
+    by_index = dict(stream.indexed())
+    results = [by_index[index] for index in range(len(by_index))]
+    counts: dict[Outcome, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return FetchReport(results=results, stop=stream.stop, counts=counts)

@@ -16,16 +16,16 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.concurrency import FIRST_PROBE_ROUNDS, ConcurrencyLimit, Slot
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.assets import kol_fans_trend
-from pgy_pipeline.fetch import fetch_all
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.model import CallRequest, Outcome, Series
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.limiter import HiddenLimit
 from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
-from pgy_pipeline_tests.sim import SIM_TODAY, fast_client, kol_ids
+from pgy_pipeline_tests.sim import SIM_TODAY, fast_client, fetch_all, kol_ids
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+RANGE = (RANGE_START_TAG, RANGE_END_TAG)
 
 
 def _fill(flow: ConcurrencyLimit) -> list[Slot]:

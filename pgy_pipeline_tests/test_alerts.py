@@ -18,6 +18,7 @@ from pgy_pipeline.config import ConfigError
 from pgy_pipeline.defs.alerts import AlertsResource, check_and_freshness_alert
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import free_port
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
@@ -30,7 +31,6 @@ PATHS = {
     "slack": "/services/T000/B000/slack-path-secret-0001",
 }
 SECRETS = {"dingtalk": "SECdingtalk-signing-0001", "feishu": "feishu-signing-0001"}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 API_TOKEN = "api-token-must-never-leak-7f3a"
 
 
@@ -179,7 +179,7 @@ def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
         cursor = _tick(instance, None, resources)  # first tick: starts after the newest event
         start = (yesterday - timedelta(days=59)).isoformat()
         ok = materialize([kol_fans_trend, *asset_checks], resources=resources, instance=instance,
-                         tags={RANGE_START: start, RANGE_END: yesterday.isoformat()})  # fmt: skip
+                         tags={RANGE_START_TAG: start, RANGE_END_TAG: yesterday.isoformat()})  # fmt: skip
         assert ok.success and all(c.passed for c in ok.get_asset_check_evaluations() if c.severity.value == "ERROR")
         cursor = _tick(instance, cursor, resources)
         assert r.messages() == []  # nothing failed, nothing sent
@@ -191,7 +191,7 @@ def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
             )
         day = yesterday.isoformat()
         daily = materialize([kol_fans_trend, *asset_checks], resources=resources, instance=instance,
-                            tags={RANGE_START: day, RANGE_END: day})  # fmt: skip
+                            tags={RANGE_START_TAG: day, RANGE_END_TAG: day})  # fmt: skip
         assert daily.success
         failed = {c.check_name for c in daily.get_asset_check_evaluations() if not c.passed}
         assert "no_gaps_60_days" in failed

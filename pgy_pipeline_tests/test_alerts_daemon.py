@@ -29,6 +29,8 @@ from pgy_pipeline_tests.pg import fresh_database
 from pgy_pipeline_tests.pipeline_support import track
 from pgy_pipeline_tests.webhook_receiver import receiver
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 SECRET = "SECding-signing-0001"
 REVOKED = "revoked-token-0001"
 RUN_SENSOR, EVENT_SENSOR = "pgy_alert_on_run_failure", "pgy_alert_on_check_or_freshness"

@@ -14,12 +14,11 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.api.redact import redact, redact_bytes
 from pgy_pipeline.config import Secret
-from pgy_pipeline.fetch import fetch_all
 from pgy_pipeline.model import CallRequest, CallResult, Series, StopRun
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
+from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, fetch_all, kol_ids
 
 TOKEN = "tok-S3CRET-0123456789abcdef"  # a test token; the point is that it never leaks
 WRONG = "wrong-S3CRET-fedcba9876543210"

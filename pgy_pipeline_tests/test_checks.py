@@ -10,10 +10,10 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.model import Series
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.pipeline_support import dagster_resources, materialize_trend, track
 

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, text
 from pgy_pipeline_tests.pg import login_role
 from pgy_pipeline_tests.pipeline_support import kol
 
+pytestmark = [pytest.mark.subprocess]
+
 # One command of each kind: schema, KOL management (read and write), monitoring.
 COMMANDS = [("db", "upgrade"), ("kols", "add", kol(1)), ("kols", "list"), ("status",)]
 

@@ -26,14 +26,13 @@ from dagster import (
 )
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import CHINA_TZ, china_today
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import checks_followup_sensor
-from pgy_pipeline.plan import CHINA_TZ, china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.pipeline_support import (
-    RANGE_END,
-    RANGE_START,
     disposed_after,
     materialize_trend,
     partition_status,
@@ -197,7 +196,7 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     ).for_run_failure()  # fmt: skip
     request = checks_followup_sensor(context)
     assert isinstance(request, RunRequest)
-    followup = (request.tags[RANGE_START], request.tags[RANGE_END])
+    followup = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
     assert followup == (oldest.isoformat(), end.isoformat())
     again = materialize_trend(instance, sim, database_url, start=followup[0], end=followup[1])
     assert again.success and sim.billed_calls == 4
@@ -223,9 +222,10 @@ def test_follow_up_of_a_run_scoped_to_some_kols_fetches_no_other_kol(
     ).for_run_failure()  # fmt: skip
     request = checks_followup_sensor(context)
     assert isinstance(request, RunRequest)
-    assert request.run_config == only_first
+    followup_config = request.run_config["ops"]["kol_fans_trend"]["config"]
+    assert (followup_config["kol_ids"], followup_config["force"]) == ([kols[0]], False)
     followup = materialize_trend(
-        instance, sim, database_url, start=request.tags[RANGE_START], end=request.tags[RANGE_END],
+        instance, sim, database_url, start=request.tags[RANGE_START_TAG], end=request.tags[RANGE_END_TAG],
         run_config=request.run_config,
     )  # fmt: skip
     assert followup.success and sim.billed_calls == 2  # the other KOL was not in the backfill: not fetched now
@@ -284,8 +284,8 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     sim.reset_counters()
 
     request = _tick(local_instance, today)
-    start = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
-    end = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
+    start = date.fromisoformat(request.tags[RANGE_START_TAG])
+    end = date.fromisoformat(request.tags[RANGE_END_TAG])
     assert (start, end) == (yesterday - timedelta(days=3), yesterday)  # yesterday and the three missed days
     healed = materialize_trend(local_instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
     assert healed.success
@@ -315,8 +315,8 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     sim.reset_counters()
 
     request = _tick(local_instance, today)  # and the daemon was down since: one tick catches up
-    assert request.tags["dagster/asset_partition_range_start"] == failed_day.isoformat()
-    assert request.tags["dagster/asset_partition_range_end"] == yesterday.isoformat()
+    assert request.tags[RANGE_START_TAG] == failed_day.isoformat()
+    assert request.tags[RANGE_END_TAG] == yesterday.isoformat()
     result = materialize_trend(
         local_instance, sim, database_url, start=failed_day.isoformat(), end=yesterday.isoformat()
     )
@@ -326,12 +326,13 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     assert read_status(engine, days=11, today=today).ok
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("endpoint", "days"), [("legacy_v1", 60), ("current", 90)])
 def test_a_newcomer_sees_only_partitions_the_api_can_still_fill(endpoint: str, days: int) -> None:
     """Without PGY_PARTITIONS_START the first partition is the oldest date the endpoint's largest window reaches."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGY_")}
     env["PGY_TREND_ENDPOINT"] = endpoint
-    code = "from pgy_pipeline.defs.assets import partitions_def as p; print(p.get_first_partition_key())"
+    code = "from pgy_pipeline.defs.partitions import partitions_def as p; print(p.get_first_partition_key())"
     before = china_today()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     # yesterday and the days - 1 before it (either side of China midnight, should the call straddle it)

@@ -22,6 +22,8 @@ from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
 from pgy_pipeline_tests.pipeline_support import stored, track
 from pgy_pipeline_tests.sim import fast_client
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -24,13 +24,16 @@ from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from pgy_pipeline.china_time import CHINA_TZ, china_today
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.deploy import DAGSTER_YAML
-from pgy_pipeline.plan import CHINA_TZ, china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pg import fresh_database
 from pgy_pipeline_tests.pipeline_support import disposed_after, materialize_trend, partition_status, stored, track
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 SCHEDULE = "kol_fans_trend_daily"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
@@ -125,7 +128,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         assert runs[0]["status"] == "SUCCESS", logs
         tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
         healed = yesterday - timedelta(days=3), yesterday
-        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == (
             healed[0].isoformat(),
             healed[1].isoformat(),
         )
@@ -146,7 +149,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         followups = wait_for_runs(graphql, ("pgy/followup_of", backfill_run["runId"]), timeout_s=120)
         assert [r["status"] for r in followups] == ["SUCCESS"], daemon_log.read_text()[-3000:]
         tags = {t["key"]: t["value"] for t in followups[0]["tags"]}
-        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == (
             oldest.isoformat(),
             end.isoformat(),
         )

@@ -10,13 +10,12 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.defs.anomaly import kol_fans_anomaly
 from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 ANOMALY = AssetKey("kol_fans_anomaly")
 
 
@@ -32,7 +31,7 @@ def test_anomalies_of_a_planted_spike_land_with_the_trend(
         [kol_fans_trend, kol_fans_anomaly],
         resources=dagster_resources(sim, database_url),
         instance=instance,
-        tags={RANGE_START: day, RANGE_END: day},
+        tags={RANGE_START_TAG: day, RANGE_END_TAG: day},
     )
     assert result.success
     (spike,) = stored_anomalies(engine, yesterday, yesterday)
@@ -55,7 +54,7 @@ def test_anomalies_are_requested_for_exactly_the_trend_partitions_that_landed(
         [kol_fans_trend],
         resources=dagster_resources(sim, database_url),
         instance=instance,
-        tags={RANGE_START: start.isoformat(), RANGE_END: yesterday.isoformat()},
+        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: yesterday.isoformat()},
     )
     assert result.success
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)

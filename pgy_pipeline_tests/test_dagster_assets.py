@@ -18,7 +18,7 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
-from pgy_pipeline.defs.assets import partitions_def
+from pgy_pipeline.defs.partitions import partitions_def
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.pipeline_support import materialize_trend, step_failure, stored, track
 
@@ -50,6 +50,7 @@ def test_definitions_load(yesterday: date) -> None:
     assert defs.resolve_sensor_def("new_kols_sensor") is not None
 
 
+@pytest.mark.subprocess
 def test_definitions_load_without_warnings_of_our_own() -> None:
     """`dagster dev` must show no warnings but Dagster's own beta/supersession notices."""
     code = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from dagster import (
     DagsterInstance,
@@ -17,14 +16,14 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
+from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, kol, stored, track
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
@@ -34,7 +33,7 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     assert schedule.execution_timezone == "Asia/Shanghai"
     assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
     # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
-    tick = datetime(2026, 3, 10, 6, 30, tzinfo=SHANGHAI)
+    tick = datetime(2026, 3, 10, 6, 30, tzinfo=CHINA_TZ)
     # A persistent instance: the tick reads partition status from it.
     with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
         context = build_schedule_context(
@@ -43,7 +42,7 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
         )  # fmt: skip
         (request,) = schedule.evaluate_tick(context).run_requests or []
     # Nothing is materialised in this fresh instance: yesterday and every day of its 30-day window.
-    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (
         "2026-02-08",
         "2026-03-09",
     )
@@ -77,8 +76,8 @@ def test_sensor_backfills_only_the_newly_tracked_kol(
     (request,) = later.run_requests or []
     assert isinstance(request, RunRequest)
     assert request.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == [newcomer]
-    start = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
-    end = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
+    start = date.fromisoformat(request.tags[RANGE_START_TAG])
+    end = date.fromisoformat(request.tags[RANGE_END_TAG])
     assert (start, end) == (yesterday - timedelta(days=59), yesterday)  # legacy_v1's largest window
 
     # Launch what the sensor asked for: only the newcomer is fetched, over the whole window.

@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = [pytest.mark.subprocess]
+
 
 def test_daily_benchmark_prints_its_json(admin_url: str) -> None:
     env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}

@@ -71,6 +71,17 @@ def _count(engine: Engine, sql: str) -> int:
         return int(conn.execute(text(sql)).scalar_one())
 
 
+def _ok_calls(engine: Engine, run_id: str, *, marked: bool) -> int:
+    """Successful calls of `run_id` in pgy.fetch_log, those marked loaded (rows committed) or those not."""
+    sql = """
+        select count(*) from pgy.fetch_log f
+         where f.run_id = :run_id and f.is_final and f.outcome = 'ok'
+           and exists (select from pgy.fetch_log_loaded l where l.fetch_log_id = f.id) = :marked
+    """
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), {"run_id": run_id, "marked": marked}).scalar_one())
+
+
 def test_postgres_down_mid_run_fails_clearly_and_rerun_bills_only_uncommitted_calls(
     own_pg: OwnedPostgres, own_engine: Engine
 ) -> None:
@@ -146,6 +157,8 @@ def test_postgres_restarted_inside_a_load_leaves_no_partial_batch_and_rerun_heal
         assert {k for k, d, _ in after.keys() - before.keys()} == set(kols[:4])  # chunks 1-2 only: no partial batch
         assert after[(kols[5], restated, "total_fans")] == old  # the interrupted update is not visible
         assert _count(own_engine, "select count(*) from pgy.kol_fans_trend_revision") == 0
+        assert _ok_calls(own_engine, "r1", marked=True) == 4 * 2  # chunks 1-2; KOLs 4-5's calls logged, unmarked
+        assert _ok_calls(own_engine, "r1", marked=False) >= 2 * 2
 
         billed = sim.billed_calls
         with fast_client(sim) as again:
@@ -197,6 +210,7 @@ def test_dagster_run_with_postgres_down_fails_in_one_sentence_then_materialises(
         assert len(stored(own_engine, yesterday, yesterday)) == 4
 
 
+@pytest.mark.subprocess
 def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
@@ -237,12 +251,15 @@ def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
             wait_until(lambda: not backend_alive(watcher, pid), "the killed run's backend to end")
         assert stored(engine, DAY - timedelta(days=60), DAY) == before
         assert _count(engine, "select count(*) from pgy.kol_fans_trend_revision") == 0
+        # Its 200 calls were logged before the load, and none is marked loaded: that mark dies with the load.
+        assert (_ok_calls(engine, "killed", marked=False), _ok_calls(engine, "killed", marked=True)) == (200, 0)
 
         billed = sim.billed_calls
         with fast_client(sim, concurrency=8) as client:
             rerun = run_range(engine, client, DAY, DAY, run_id="heal", today=SIM_TODAY)
         assert rerun.problems == []
         assert sim.billed_calls - billed == 200  # none of the killed load's rows were committed
+        assert (_ok_calls(engine, "heal", marked=False), _ok_calls(engine, "heal", marked=True)) == (0, 200)
         _expect_truth(engine, sim, kols, DAY - timedelta(days=30), DAY)
         assert _count(engine, "select count(*) from pgy.kol_fans_trend_revision") == 3 * len(olds)
 

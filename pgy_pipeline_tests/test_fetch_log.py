@@ -114,8 +114,19 @@ def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_its_rows(en
     load_points(engine, good, fetch_ids={("k1", "total_fans"): ids[("k1", "total_fans")]})
     with pytest.raises(LoadRejected):  # the same key twice with different nums: nothing written, nothing marked
         load_points(engine, bad, fetch_ids={("k2", "total_fans"): ids[("k2", "total_fans")]})
-    loaded = {r["kol_id"]: r["loaded"] for r in _rows(engine, "SELECT kol_id, loaded FROM pgy.fetch_log")}
-    assert loaded == {"k1": True, "k2": False, "k3": True}
+    assert _loaded(engine) == {"k1": True, "k2": False, "k3": True}
+    load_points(engine, good, fetch_ids={("k1", "total_fans"): ids[("k1", "total_fans")]})  # the same calls again
+    assert _loaded(engine) == {"k1": True, "k2": False, "k3": True}
+    assert _rows(engine, "SELECT count(*) AS n FROM pgy.fetch_log_loaded") == [{"n": 2}]
+
+
+def _loaded(engine: Engine) -> dict[str, bool]:
+    """kol_id -> whether its call is marked loaded (its rows committed)."""
+    sql = (
+        "SELECT f.kol_id, l.fetch_log_id IS NOT NULL AS loaded FROM pgy.fetch_log f "
+        "LEFT JOIN pgy.fetch_log_loaded l ON l.fetch_log_id = f.id"
+    )
+    return {r["kol_id"]: r["loaded"] for r in _rows(engine, sql)}
 
 
 def _envelope(rate: bytes) -> bytes:

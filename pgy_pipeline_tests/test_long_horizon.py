@@ -23,17 +23,19 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.config import Secret
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.faults import VALID_VARIANTS
 from pgy_pipeline.simulator.series import SeriesBook
 from pgy_pipeline.warehouse.runs import SeriesGap, series_gaps
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+
+pytestmark = [pytest.mark.slow]
 
 DAYS = 400
 KOLS = 50

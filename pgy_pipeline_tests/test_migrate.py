@@ -17,7 +17,14 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import Series, TrendPoint
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, load_points
-from pgy_pipeline.warehouse.migrate import MigrationError, available, shipped_sql_dir, upgrade
+from pgy_pipeline.warehouse.migrate import (
+    _RECORDED_BEFORE_COMMENT_EDITS,
+    MigrationError,
+    available,
+    pending,
+    shipped_sql_dir,
+    upgrade,
+)
 from pgy_pipeline_tests.pg import fresh_database, libpq_url
 
 CONTRACT_TABLES = {"tracked_kol", "kol_fans_trend", "kol_fans_trend_revision", "fetch_log", "raw_response"}
@@ -66,6 +73,7 @@ def test_contract_constraints(engine: Engine) -> None:
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'new_fans', 2)"))
 
 
+@pytest.mark.subprocess
 def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine: Engine) -> None:
     env = {**os.environ, "PGY_DATABASE_URL": database_url}
     command = [sys.executable, "-m", "pgy_pipeline.cli", "db", "upgrade"]
@@ -81,6 +89,7 @@ def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine:
     assert _recorded(engine) == names
 
 
+@pytest.mark.subprocess
 def test_cli_upgrade_twice_creates_the_contract(database_url: str, engine: Engine) -> None:
     first = _cli(database_url, "db", "upgrade")
     assert first.returncode == 0, first.stderr
@@ -90,6 +99,7 @@ def test_cli_upgrade_twice_creates_the_contract(database_url: str, engine: Engin
     assert _tables(engine) >= CONTRACT_TABLES
 
 
+@pytest.mark.subprocess
 def test_database_with_an_unknown_migration_is_refused(database_url: str, engine: Engine) -> None:
     upgrade(engine)
     with engine.begin() as conn:
@@ -108,11 +118,35 @@ def test_changed_applied_file_is_refused_and_nothing_applied(engine: Engine, tmp
     shutil.copytree(str(shipped_sql_dir()), sql_dir)  # installed on the file system
     first = sorted(sql_dir.glob("0001_*.sql"))[0]
     upgrade(engine, sql_dir)
-    first.write_text(first.read_text() + "\n-- edited after release\n")
+    first.write_text(first.read_text() + "\nCREATE INDEX edited_after_release ON pgy.tracked_kol (label);\n")
     (sql_dir / "9000_new.sql").write_text("CREATE TABLE pgy.should_not_exist (x int);\n")
     with pytest.raises(MigrationError, match=f"{first.name}.*changed after being applied.*new numbered file"):
         upgrade(engine, sql_dir)
     assert "should_not_exist" not in _tables(engine)
+
+
+def test_comments_of_an_applied_file_may_be_corrected(engine: Engine, tmp_path: Path) -> None:
+    """A migration is what it executes: rewording its comments does not make deployed databases refuse it."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(str(shipped_sql_dir()), sql_dir)
+    first = sorted(sql_dir.glob("0001_*.sql"))[0]
+    upgrade(engine, sql_dir)
+    first.write_text("-- a reworded header\n\n" + first.read_text() + "\n-- and a note at the end\n")
+    assert upgrade(engine, sql_dir) == []
+
+
+def test_databases_migrated_by_earlier_releases_are_accepted(engine: Engine) -> None:
+    """Earlier releases recorded the sha256 of the whole file; those records (also of files whose header
+    comments were reworded since) still mean "applied, same statements"."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        for m in available():
+            conn.execute(
+                text("update pgy.schema_migrations set checksum = :c where name = :n"),
+                {"c": _RECORDED_BEFORE_COMMENT_EDITS.get(m.name, m.file_checksum), "n": m.name},
+            )
+    assert upgrade(engine) == []
+    assert pending(engine) == []
 
 
 def test_failing_migration_is_rolled_back_and_retried_later(engine: Engine, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.model import CallRequest, Endpoint, Series
-from pgy_pipeline.plan import china_today, make_plan, reachable_range
+from pgy_pipeline.plan import make_plan, reachable_range
 
 TODAY = date(2026, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)

@@ -4,6 +4,7 @@ and on an outdated schema the pipeline's login is told, in one sentence, that th
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -19,10 +20,11 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.model import Series, TrendPoint
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline.warehouse.migrate import MigrationError, upgrade
+from pgy_pipeline.warehouse.migrate import MigrationError, shipped_sql_dir, upgrade
 from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
-from pgy_pipeline_tests.pipeline_support import client_for, dagster_resources, kol, stored
+from pgy_pipeline_tests.pipeline_support import client_for, dagster_resources, kol, stored, track
 
 OWNER_MUST_UPGRADE = r"schema is behind this version.*the schema owner must run `pgy-pipeline db upgrade`$"
 
@@ -186,3 +188,57 @@ def test_an_owner_without_superuser_rights_upgrades_and_the_etl_login_works(
         with login_role(admin_url, db, "pgy_reader") as reader:
             assert _cli(monkeypatch, reader, "kols", "list") == 0
         assert kol(0) in capsys.readouterr().out
+
+
+_OLD_FETCH_LOG_ROWS = """
+INSERT INTO pgy.fetch_log (kol_id, increase_type, endpoint, window_days, days_wanted, attempt, outcome, is_final,
+                           loaded)
+VALUES ('old_loaded', 'total_fans', 'legacy_v1', 30, 30, 1, 'ok', true, true),
+       ('old_cut_off', 'total_fans', 'legacy_v1', 30, 30, 1, 'ok', true, false),
+       ('old_failed', 'total_fans', 'legacy_v1', 30, 30, 1, 'failed', true, false)
+"""
+_MARKED = """
+SELECT f.kol_id FROM pgy.fetch_log f JOIN pgy.fetch_log_loaded l ON l.fetch_log_id = f.id ORDER BY f.id
+"""
+
+
+def test_a_deployed_warehouse_keeps_its_loaded_marks_and_the_logins_use_the_new_table(
+    admin_url: str, sim: Simulator, tmp_path: Path, yesterday: date
+) -> None:
+    """A warehouse deployed while "loaded" was a pgy.fetch_log column, its roles set up long before: the owner's
+    upgrade carries each mark over and drops the column, and the logins reach the table created after them."""
+    before = tmp_path / "sql"
+    shutil.copytree(str(shipped_sql_dir()), before)
+    (before / "0013_fetch_log_loaded_table.sql").unlink()
+    with fresh_database(admin_url) as db:
+        owner = make_engine(db)
+        try:
+            upgrade(owner, before)
+            with owner.begin() as conn:
+                conn.execute(text(_OLD_FETCH_LOG_ROWS))
+            assert upgrade(owner) == ["0013_fetch_log_loaded_table.sql"]
+            with owner.connect() as conn:
+                assert list(conn.scalars(text(_MARKED))) == ["old_loaded"]
+                columns = "select column_name from information_schema.columns where table_name = 'fetch_log'"
+                assert "loaded" not in set(conn.scalars(text(columns)))
+            (tracked,) = track(owner, 1)
+            with login_role(admin_url, db, "pgy_etl") as etl_url:
+                etl = create_engine(etl_url)
+                try:
+                    with client_for(sim) as client:
+                        report = run_range(etl, client, yesterday, yesterday, run_id="after-upgrade")
+                finally:
+                    etl.dispose()
+            assert report.problems == [] and sim.billed_calls == 2
+            with owner.connect() as conn:
+                assert list(conn.scalars(text(_MARKED))) == ["old_loaded", tracked, tracked]  # the run's two calls
+            with login_role(admin_url, db, "pgy_reader") as reader_url:
+                reader = create_engine(reader_url)
+                try:
+                    with reader.connect() as conn:
+                        assert conn.scalar(text("select count(*) from pgy.fetch_log_loaded")) == 3
+                        assert conn.scalar(text("select sum(calls_ok) from pgy.fetch_health")) == 4
+                finally:
+                    reader.dispose()
+        finally:
+            owner.dispose()

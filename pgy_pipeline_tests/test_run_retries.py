@@ -21,6 +21,8 @@ from pgy_pipeline_tests.dagster_procs import BIN, REPO, pgy_env, process_group, 
 from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
 from pgy_pipeline_tests.pipeline_support import stored, track
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 KOLS = 8  # KOLs 0-3 answer at once (two committed chunks of 4 calls); the answers for 4-7 are held
 TARGET = ["-m", "pgy_pipeline.definitions"]
 STARTED_WORKER = re.compile(r"multiprocess executor: parent process \(pid: (\d+)\)")  # the run worker
@@ -74,7 +76,7 @@ def _messages(instance: DagsterInstance, run: DagsterRun) -> str:
 
 def _committed_calls(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text("select count(*) from pgy.fetch_log where loaded")).scalar_one())
+        return int(conn.execute(text("select count(*) from pgy.fetch_log_loaded")).scalar_one())
 
 
 @pytest.fixture

@@ -152,6 +152,7 @@ def test_unknown_faults_are_refused(simulator: Simulator) -> None:
     assert len(FAULTS) >= 40
 
 
+@pytest.mark.subprocess
 def test_standalone_command_serves_and_says_how_to_use_it() -> None:
     cmd = [sys.executable, "-m", "pgy_pipeline.cli", "simulator", "--port", "0", "--today", "2026-03-09"]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

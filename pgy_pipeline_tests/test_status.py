@@ -11,12 +11,16 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.cli import main
-from pgy_pipeline.model import TrendPoint
-from pgy_pipeline.plan import china_today
+from pgy_pipeline.defs.metadata import report_metadata
+from pgy_pipeline.model import Series, TrendPoint
+from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
+from pgy_pipeline_tests.pipeline_support import client_for, track
 
 
 @pytest.fixture
@@ -125,6 +129,7 @@ def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[
     }
 
 
+@pytest.mark.subprocess
 def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str) -> None:
     """What cron sees: the installed command's exit status."""
     add_kols(engine, ["k1"])
@@ -139,3 +144,22 @@ def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str
     )
     assert done.returncode == 0, done.stderr
     assert "OK: yesterday" in done.stdout
+
+
+def test_failed_calls_are_counted_alike_by_metadata_status_and_the_view(engine: Engine, sim: Simulator) -> None:
+    """One definition of a failed call: the run's metadata, `status` and pgy.fetch_health agree."""
+    kols = track(engine, 4)  # in id order, one call at a time: ok, failed after retries, stopped, not attempted
+    sim.inject(kols[1], "code_500")
+    sim.inject(kols[2], "code_100", series=Series.TOTAL_FANS)
+    with client_for(sim, concurrency=1) as client:
+        report = run_range(engine, client, sim.today - timedelta(days=1), sim.today - timedelta(days=1),
+                           run_id="r-failed-calls", today=sim.today)  # fmt: skip
+    metadata = report_metadata(report)
+    last_run = read_status(engine, today=sim.today).last_run
+    with engine.connect() as conn:
+        view = conn.execute(text("select sum(calls_failed), sum(calls_not_attempted) from pgy.fetch_health")).one()
+    assert report.stop is not None and report.calls_not_attempted > 0  # every kind of ending is present
+    assert metadata["calls_failed"].value == 3  # kols[1]: two series after retries, kols[2]: the stopped call
+    assert last_run is not None
+    assert (last_run.calls_failed, last_run.calls_not_attempted) == (3, report.calls_not_attempted)
+    assert tuple(view) == (3, report.calls_not_attempted)

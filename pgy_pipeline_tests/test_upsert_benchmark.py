@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = [pytest.mark.subprocess]
+
 
 def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
     env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
@@ -33,7 +37,7 @@ def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
         "reload_wal_bytes",
         "reload_wal_ratio",
         "max_rss_mb",
-        "reload_wal_fetch_log_bytes",
+        "reload_wal_marking_bytes",
     ):
         assert isinstance(figures[key], int | float) and figures[key] >= 0, key
     for ratio in ("ratio_to_copy", "reload_ratio_to_copy", "restated_ratio_to_copy", "reload_wal_ratio"):

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
 from pgy_pipeline_tests.pipeline_support import stored, track
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -74,7 +77,7 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
     (run,) = runs  # single-run backfill policy: the whole range in ONE run
     assert run["status"] == "SUCCESS", daemon_log.read_text()[-3000:]
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+    assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == (
         names[0],
         names[-1],
     )

@@ -22,7 +22,11 @@ from pgy_pipeline.warehouse.migrate import available
 from pgy_pipeline_tests.dagster_procs import REPO
 from pgy_pipeline_tests.pipeline_support import kol, stored
 
-pytestmark = pytest.mark.timeout(900)  # builds a wheel and installs its dependencies into a new venv
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.subprocess,
+    pytest.mark.timeout(900),
+]  # builds a wheel, installs into a new venv
 
 
 @pytest.fixture(scope="module")

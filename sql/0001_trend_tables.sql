@@ -1,4 +1,4 @@
--- 0001: the tracked KOL set and the deduplicated follower trend with its revision history (DESIGN.md §4).
+-- 0001: the tracked KOL set and the deduplicated follower trend with its revision history.
 -- Table and column names here are a public contract: add columns in later migrations, never rename.
 
 CREATE SCHEMA IF NOT EXISTS pgy;

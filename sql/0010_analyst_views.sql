@@ -1,4 +1,4 @@
--- 0010: views for analysts (issue 6). Names and columns are a public interface: add, never rename.
+-- 0010: views for analysts. Names and columns are a public interface: add, never rename.
 -- Every view is plain SQL over the contract tables, so psql users and BI tools see the same numbers.
 
 -- One row per KOL and date with both series side by side.

@@ -1,4 +1,4 @@
--- 0011: the analysts' read-only role (issue 6). A NOLOGIN group role: grant it to analysts' own login roles
+-- 0011: the analysts' read-only role. A NOLOGIN group role: grant it to analysts' own login roles
 -- (GRANT pgy_reader TO alice;) so each person keeps a name in the server's logs.
 -- Roles are cluster-wide: creating it must tolerate another database (or a concurrent runner) having done so.
 DO $$

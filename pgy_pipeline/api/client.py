@@ -19,7 +19,6 @@ from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,12 +30,12 @@ from pgy_pipeline.api.parse import Malformed, Trend, decode_envelope, parse_tren
 from pgy_pipeline.api.policy import BILLED_CODES, Action, decide, stop_reason
 from pgy_pipeline.api.ratelimit import RateGate
 from pgy_pipeline.api.redact import install_urllib3_log_filter, redact, redact_bytes
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.config import Secret, check_cleartext, plaintext_allowed
 from pgy_pipeline.model import Attempt, CallRequest, CallResult, Endpoint, Outcome, StopRun, check_kol_id
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _ATTEMPT_OUTCOME = {
     Action.LOAD: Outcome.OK,
@@ -50,11 +49,6 @@ _ATTEMPT_OUTCOME = {
 
 # Answers that say nothing against the current concurrency: the API served the request.
 _CLEAN_ACTIONS = frozenset({Action.LOAD, Action.NO_CONTENT, Action.INVALID_PARAMS})
-
-
-def china_today() -> date:
-    """Today's date in Asia/Shanghai, the calendar the API's dateKeys use."""
-    return datetime.now(SHANGHAI).date()
 
 
 def parse_retry_after(value: str | None) -> float | None:

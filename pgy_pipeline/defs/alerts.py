@@ -42,8 +42,8 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from pydantic import Field
 
 from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
-from pgy_pipeline.defs.assets import partitions_def
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
+from pgy_pipeline.defs.partitions import partitions_def, tagged_range
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.fetch_log import billed_calls_of_run
@@ -76,13 +76,6 @@ class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
 
 def _send(settings: AlertSettings, alert: Alert) -> bool:
     return send_alert(settings, alert, api_token=os.environ.get("PGY_API_TOKEN"))
-
-
-def _partitions(tags: dict[str, str]) -> str | None:
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    if start and end:
-        return start if start == end else f"{start}..{end}"
-    return tags.get("dagster/partition")
 
 
 def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
@@ -134,7 +127,7 @@ def run_failure_alert(
     alert = Alert(
         event="Run failed",
         subject=_subject(run),
-        partitions=_partitions(dict(run.tags)),
+        partitions=tagged_range(dict(run.tags)),
         reason=_failure_reason(context),
         billed_calls=_billed(warehouse, run.run_id),
         link=settings.run_url(run.run_id),
@@ -157,7 +150,7 @@ def _check_alert(
     return Alert(
         event="Asset check failed",
         subject=f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name}",
-        partitions=_partitions(dict(run.tags)) if run else evaluation.partition,
+        partitions=tagged_range(dict(run.tags)) if run else evaluation.partition,
         reason=evaluation.description or f"check {evaluation.check_name} failed; open the run for its metadata",
         billed_calls=_billed(wh, run_id) if run_id else None,
         link=settings.run_url(run_id) if run_id else settings.asset_url(evaluation.asset_key.to_user_string()),

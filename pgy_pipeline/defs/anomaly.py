@@ -3,8 +3,10 @@
 Downstream of `kol_fans_trend` with the same daily partitions and the same single-run backfills. It is
 materialised automatically: its automation condition is Dagster's `eager()` without the "latest time
 window only" clause, so every partition of the trend that lands (the daily run's yesterday, or all 60
-of a backfill, which become one ranged run) is followed by the same partitions of the anomalies, once
-none of them is still in progress. The rules and their thresholds live in
+of a backfill) is followed by the same partitions of the anomalies, once none of them is still in progress.
+The automation sensor emits its requests as a backfill, the only way Dagster's automation honours the
+single-run backfill policy: a 60-partition request becomes one run (without it, Dagster starts one run per
+partition). The rules and their thresholds live in
 `pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster.
 """
 
@@ -22,7 +24,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.defs.assets import kol_fans_trend, partition_dates, partitions_def
+from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
 from pgy_pipeline.warehouse.runs import MAX_LISTED
@@ -70,7 +73,7 @@ class AnomalyRulesConfig(Config):
 def kol_fans_anomaly(
     context: AssetExecutionContext, config: AnomalyRulesConfig, warehouse: WarehouseResource
 ) -> MaterializeResult[None]:
-    start, end = partition_dates(context)
+    start, end = window_dates(context.partition_time_window)
     with warehouse.engine() as engine:
         found = refresh_anomalies(engine, start, end, rules=config.rules(), run_id=context.run.run_id)
     per_rule = {rule: sum(1 for a in found if a.rule == rule) for rule in ("spike", "spike_then_drop", "purge")}
@@ -96,6 +99,6 @@ anomaly_automation_sensor = AutomationConditionSensorDefinition(
     "kol_fans_anomaly_automation",
     target=AssetSelection.assets(kol_fans_anomaly),
     default_status=DefaultSensorStatus.RUNNING,
-    emit_backfills=False,  # a ranged request becomes one run directly (single-run backfill policy)
+    emit_backfills=True,  # a multi-partition request becomes ONE run (single-run backfill policy), not one per day
     description="Materialises kol_fans_anomaly for every partition of kol_fans_trend that lands.",
 )

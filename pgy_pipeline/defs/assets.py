@@ -18,14 +18,12 @@ settled the range is skipped.
 """
 
 import os
-from datetime import date, timedelta
 
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
     BackfillPolicy,
     Config,
-    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -34,35 +32,19 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.config import ConfigError, Settings
+from pgy_pipeline.config import ConfigError
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
+from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.model import Endpoint
 from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, RunReport, run_range
-from pgy_pipeline.plan import china_today, oldest_reachable_date
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
-CHINA_TZ_NAME = "Asia/Shanghai"
 API_POOL = "justone_api"
 CHECKS_FOLLOWUP_KEY = "checks_followup_range"  # read by the follow-up sensor
 DEFAULT_LAG_RETRIES = 6
 DEFAULT_LAG_WAIT_S = 1800  # 06:30 + 6 x 30 min: the morning run waits until 09:30 for a late publication
-
-
-def default_partitions_start() -> str:
-    """The oldest date the configured endpoint still serves, as of when the definitions load.
-
-    Partitions older than that could never be filled (the API only answers its last 60/90 days), and a
-    newcomer's partitions page would list hundreds of them as missing. Set PGY_PARTITIONS_START (e.g. to
-    the day you first ran the pipeline) to keep older partitions visible.
-    """
-    try:
-        endpoint = Settings.from_env().trend_endpoint
-    except ConfigError:  # a bad setting fails every run with its own sentence; the partitions still load
-        endpoint = Endpoint.LEGACY_V1
-    return oldest_reachable_date(china_today(), endpoint).isoformat()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -70,14 +52,6 @@ def _env_int(name: str, default: int) -> int:
     if not value.isdigit():
         raise ConfigError(f"{name}={value!r} is not a whole number; set it to e.g. {default} or unset it")
     return int(value)
-
-
-# end_offset=0 (the default): the last partition is the last *complete* China day, i.e. yesterday,
-# which is also the newest date the API serves.
-partitions_def = DailyPartitionsDefinition(
-    start_date=os.environ.get("PGY_PARTITIONS_START") or default_partitions_start(),
-    timezone=CHINA_TZ_NAME,
-)
 
 
 class TrendRunConfig(Config):
@@ -105,12 +79,6 @@ class TrendRunConfig(Config):
     )
 
 
-def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
-    """First and last China date of the run's partition (range), inclusive."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
-
-
 @asset(
     group_name="pgy",
     partitions_def=partitions_def,
@@ -131,7 +99,7 @@ def kol_fans_trend(
     trend_api: TrendApiResource,
     warehouse: WarehouseResource,
 ) -> MaterializeResult[None]:
-    start, end = partition_dates(context)
+    start, end = window_dates(context.partition_time_window)
     client = trend_api.make_client()
     try:
         with client, warehouse.engine() as engine:

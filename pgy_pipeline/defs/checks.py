@@ -18,9 +18,10 @@ from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
+from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.defs.assets import kol_fans_trend
+from pgy_pipeline.defs.partitions import window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
-from pgy_pipeline.plan import china_today, latest_served_date
 from pgy_pipeline.warehouse.runs import (
     MAX_LISTED,
     active_kol_ids,
@@ -39,8 +40,7 @@ COMPLETENESS_DEFAULT_DAYS = 7
 def _checked_range(context: AssetCheckExecutionContext) -> tuple[date, date]:
     """The run's partition range when the check runs with a materialisation, else the last 7 days."""
     if context.has_partition_key_range:
-        window = context.partition_time_window
-        return window.start.date(), (window.end - timedelta(days=1)).date()
+        return window_dates(context.partition_time_window)
     latest = latest_served_date(china_today())
     return latest - timedelta(days=COMPLETENESS_DEFAULT_DAYS - 1), latest
 

@@ -19,10 +19,10 @@ from datetime import timedelta
 
 from dagster import FreshnessPolicy
 
+from pgy_pipeline.china_time import CHINA_TZ_NAME
 from pgy_pipeline.config import ConfigError, time_of_day
 
 DEFAULT_DEADLINE = "09:00"
-CHINA_TZ_NAME = "Asia/Shanghai"
 
 
 def trend_freshness_policy(value: str | None) -> FreshnessPolicy:

@@ -24,17 +24,17 @@ from dagster import (
 )
 
 from pgy_pipeline.api.endpoints import window_for
+from pgy_pipeline.china_time import CHINA_TZ_NAME, china_today, latest_served_date
 from pgy_pipeline.config import time_of_day
-from pgy_pipeline.defs.assets import CHINA_TZ_NAME, kol_fans_trend, partitions_def
+from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
+from pgy_pipeline.defs.partitions import partitions_def, range_tags
 from pgy_pipeline.defs.resources import TrendApiResource
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.plan import china_today, date_range, latest_served_date
+from pgy_pipeline.plan import date_range
 
 DEFAULT_TIME = "06:30"
 SCHEDULE_NAME = "kol_fans_trend_daily"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 def schedule_time(value: str | None) -> tuple[int, int]:
@@ -72,4 +72,4 @@ def daily_schedule(context: ScheduleEvaluationContext, trend_api: TrendApiResour
     start, end = healing_range(context.instance, yesterday, trend_api.endpoint_variant())
     if start == end:
         return RunRequest(partition_key=end.isoformat())
-    return RunRequest(tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()})
+    return RunRequest(tags=range_tags(start, end))

@@ -20,6 +20,7 @@ from typing import Any
 
 from dagster import (
     DefaultSensorStatus,
+    RunConfig,
     RunFailureSensorContext,
     RunRequest,
     SensorEvaluationContext,
@@ -29,22 +30,23 @@ from dagster import (
     sensor,
 )
 
-from pgy_pipeline.api.endpoints import max_window_days
-from pgy_pipeline.defs.assets import CHECKS_FOLLOWUP_KEY, partitions_def
+from pgy_pipeline.defs.assets import CHECKS_FOLLOWUP_KEY, TrendRunConfig
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
+from pgy_pipeline.defs.partitions import partitions_def, range_tags
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.model import Endpoint
+from pgy_pipeline.plan import reachable_range
 from pgy_pipeline.warehouse.runs import kols_added_since
 
 KOLS_PER_RUN = 1000  # keeps each run's config small and its failure blast radius bounded
 
 
-def backfill_range(endpoint: Endpoint, latest_key: str) -> tuple[str, str]:
-    """Partition keys of the largest window ending at the newest partition, clipped to the first partition."""
+def backfill_range(endpoint: Endpoint, latest_key: str) -> tuple[date, date]:
+    """The partitions the largest window reaches when the newest partition is `latest_key` (never before the first)."""
     latest = date.fromisoformat(latest_key)
     first = date.fromisoformat(partitions_def.get_first_partition_key() or latest_key)
-    start = max(first, latest - timedelta(days=max_window_days(endpoint) - 1))
-    return start.isoformat(), latest.isoformat()
+    reach = reachable_range(first, latest, endpoint=endpoint, today=latest + timedelta(days=1))
+    return reach or (latest, latest)
 
 
 @sensor(
@@ -67,13 +69,8 @@ def new_kols_sensor(
     requests = [
         RunRequest(
             run_key=f"new-kols:{cursor}:{i}",
-            run_config={"ops": {"kol_fans_trend": {"config": {"kol_ids": batch}}}},
-            tags={
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-                "pgy/new_kols": str(len(batch)),
-                "pgy/first_new_kol": batch[0],
-            },
+            run_config=RunConfig(ops={"kol_fans_trend": TrendRunConfig(kol_ids=batch)}),
+            tags={**range_tags(start, end), "pgy/new_kols": str(len(batch)), "pgy/first_new_kol": batch[0]},
         )
         for i, batch in enumerate(new_ids[j : j + KOLS_PER_RUN] for j in range(0, len(new_ids), KOLS_PER_RUN))
     ]
@@ -92,16 +89,11 @@ def checks_followup_sensor(context: RunFailureSensorContext) -> RunRequest | Ski
         value = info.metadata.get(CHECKS_FOLLOWUP_KEY) if info is not None else None
         if value is not None and isinstance(value.value, str):
             start, end = value.value.split("..")
-            kol_ids = _run_kol_ids(context.dagster_run.run_config)
-            scoped = {"kol_ids": kol_ids} if kol_ids else {}  # the same KOLs as the failed run, never more
+            kol_ids = _run_kol_ids(context.dagster_run.run_config)  # the same KOLs as the failed run, never more
             return RunRequest(
                 run_key=f"checks-followup:{context.dagster_run.run_id}",
-                run_config={"ops": {"kol_fans_trend": {"config": scoped}}} if scoped else {},
-                tags={
-                    "dagster/asset_partition_range_start": start,
-                    "dagster/asset_partition_range_end": end,
-                    "pgy/followup_of": context.dagster_run.run_id,
-                },
+                run_config=RunConfig(ops={"kol_fans_trend": TrendRunConfig(kol_ids=kol_ids)}),
+                tags={**range_tags(start, end), "pgy/followup_of": context.dagster_run.run_id},
             )
     return SkipReason("the run failed for more than dates lost to the API's horizon; nothing to follow up")
 

@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
+from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.model import Endpoint, Series
 from pgy_pipeline.simulator.faults import (
     CODE_MESSAGES,
@@ -33,7 +33,6 @@ from pgy_pipeline.simulator.rules import PATH_RULES, BadParams, TrendQuery, reso
 from pgy_pipeline.simulator.series import SeriesBook, stable_seed
 from pgy_pipeline.simulator.server import HttpServer
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo token, not a secret
 
 
@@ -156,7 +155,7 @@ class Simulator:
     @property
     def today(self) -> date:
         """The simulator's China date (the configured one, else the real one)."""
-        return self.config.today or datetime.now(SHANGHAI).date()
+        return self.config.today or datetime.now(CHINA_TZ).date()
 
     def set_today(self, today: date | None) -> None:
         self.config.today = today
@@ -302,7 +301,7 @@ class Simulator:
             "code": code,
             "message": text,
             "data": data,
-            "recordTime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+            "recordTime": datetime.now(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S"),
             "requestId": uuid.uuid4().hex,
         }
 

@@ -269,8 +269,6 @@ def _extra_days(ctx: FaultContext) -> Reply:
     return success_reply(ctx, extra_days=10)
 
 
-# Faults whose answer the client must accept as a normal success.
-VALID_VARIANTS = frozenset({"code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"})
 # The mix used by `fault_rate` when no list is given: transient failures a run should ride out.
 DEFAULT_RANDOM_FAULTS = ("code_301", "code_500", "http_503", "http_500", "code_302")
 
@@ -339,9 +337,6 @@ def _huge_list(ctx: FaultContext) -> Reply:
     return json_reply(doc, billed=True)
 
 
-VALID_VARIANTS = VALID_VARIANTS | {"extra_fields", "extra_item_fields", "huge_list", "empty_list"}
-
-
 @fault("slow_body")
 def _slow_body(ctx: FaultContext) -> Reply:
     """Headers and half the body at once, the rest later than the client's read timeout (billed, like `slow`)."""
@@ -382,7 +377,6 @@ def _spliced(field: str, literal: bytes) -> FaultBuilder:
 
 for _name, (_field, _literal) in _SPLICED.items():
     FAULTS[_name] = _spliced(_field, _literal)
-VALID_VARIANTS = VALID_VARIANTS | {name for name in _SPLICED if not name.startswith(("num_", "code_", "deep_"))}
 
 
 @fault("echo_token_encoded")
@@ -401,3 +395,11 @@ def _echo_token_encoded(ctx: FaultContext) -> Reply:
     ]
     body = b'{"code":500,"message":"upstream rejected ' + " | ".join(forms).encode() + b'","data":null}'
     return Reply(status=500, body=body)
+
+
+# Faults whose answer the client must accept as a normal success (valid variations of the envelope and list).
+VALID_VARIANTS = frozenset(
+    {"code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"}
+    | {"extra_fields", "extra_item_fields", "huge_list", "empty_list"}
+    | {name for name in _SPLICED if not name.startswith(("num_", "code_", "deep_"))}
+)

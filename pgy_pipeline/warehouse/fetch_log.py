@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
-from pgy_pipeline.warehouse.dbapi import psycopg_connection
+from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
 
 _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
     "days_wanted", "attempt", "outcome", "is_final", "http_status", "api_code", "api_message", "request_id",
     "record_time", "billed", "rows_received", "first_date_key", "last_date_key", "fans_num_inc",
-    "fans_num_inc_rate", "duration_ms", "error", "loaded",
+    "fans_num_inc_rate", "duration_ms", "error",
 )  # fmt: skip
 _BODY_COLUMNS = ("fetch_log_id", "body", "body_text", "body_bytes")
 # JSON that Python reads but jsonb refuses: NUL characters and UTF-16 surrogates in escapes (paired ones are
@@ -36,6 +36,23 @@ _BODY_COLUMNS = ("fetch_log_id", "body", "body_text", "body_bytes")
 _JSONB_UNSAFE = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9]{1000}")
 _EXPONENT = re.compile(r"[eE]([-+]?[0-9]+)$")
 _MAX_EXPONENT = 1000  # far inside numeric's range whatever the mantissa (at most 999 digits, see above)
+
+
+# One narrow row per call (a heap tuple and a primary-key entry): marking a day's 20,000 calls writes a couple
+# of MB of WAL, where setting a flag on their full fetch_log rows rewrote each row and all four of its indexes.
+# Ids already marked are skipped, so loading the same calls again is harmless; nothing else can insert the same
+# id meanwhile (loads hold the load lock, and record_calls marks only ids it has just drawn).
+_MARK_LOADED = """
+INSERT INTO pgy.fetch_log_loaded (fetch_log_id)
+SELECT DISTINCT i.id FROM unnest(%s::bigint[]) AS i(id)
+ WHERE NOT EXISTS (SELECT FROM pgy.fetch_log_loaded l WHERE l.fetch_log_id = i.id)
+"""
+
+
+def mark_loaded(conn: PgConnection, fetch_log_ids: Iterable[int]) -> None:
+    """Record in pgy.fetch_log_loaded that these calls' rows are committed: call it in the transaction that
+    commits them, so the mark is there exactly when the rows are (a rerun fetches the unmarked calls again)."""
+    conn.execute(_MARK_LOADED, (list(fetch_log_ids),))
 
 
 def _refuse_constant(name: str) -> None:
@@ -104,6 +121,7 @@ def record_calls(
     log_rows: list[tuple[Any, ...]] = []
     body_rows: list[tuple[Any, ...]] = []
     ok_ids: dict[SeriesKey, int] = {}
+    empty_ids: list[int] = []
     with psycopg_connection(engine) as conn:
         try:
             ids = iter(
@@ -131,14 +149,14 @@ def record_calls(
                             result.fans_num_inc if final else None, result.fans_num_inc_rate if final else None,
                             round(attempt.duration_s * 1000) if attempt else None,
                             _text(attempt.error) if attempt else None,
-                            # A successful call with no points has nothing to load: in hand already.
-                            final and result.outcome is Outcome.OK and not points,
                         )
                     )  # fmt: skip
                     if attempt is not None and attempt.raw_body is not None:
                         body_rows.append((log_id, *_body_columns(attempt.raw_body)))
                     if final and result.outcome is Outcome.OK:
                         ok_ids[(result.kol_id, result.series.value)] = log_id
+                        if not points:  # nothing to load: in hand as soon as this transaction commits
+                            empty_ids.append(log_id)
             with conn.cursor().copy(f"COPY pgy.fetch_log ({', '.join(_LOG_COLUMNS)}) FROM STDIN") as copy:
                 for row in log_rows:
                     copy.write_row(row)
@@ -146,6 +164,8 @@ def record_calls(
                 with conn.cursor().copy(f"COPY pgy.raw_response ({', '.join(_BODY_COLUMNS)}) FROM STDIN") as copy:
                     for row in body_rows:
                         copy.write_row(row)
+            if empty_ids:
+                mark_loaded(conn, empty_ids)
             conn.commit()
         except BaseException:
             conn.rollback()

@@ -39,6 +39,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.model import SeriesKey, TrendPoint
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+from pgy_pipeline.warehouse.fetch_log import mark_loaded
 from pgy_pipeline.warehouse.merge import DIFF_DDL, LoadCounts, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.not_served import record_not_served
@@ -118,11 +119,6 @@ def copy_runs(
                 pending, size = [], 0
         pending.append(COPY_TRAILER)
         copy.write(b"".join(pending))
-
-
-def mark_loaded(conn: PgConnection, fetch_log_ids: Iterable[int]) -> None:
-    """Say in pgy.fetch_log that these calls' rows are in (call it in the transaction that loaded them)."""
-    conn.execute("UPDATE pgy.fetch_log SET loaded = true WHERE id = ANY(%s)", (list(fetch_log_ids),))
 
 
 class _Loader:
@@ -249,9 +245,9 @@ def load_points(
     """Upsert `points` into pgy.kol_fans_trend in one transaction and return what changed.
 
     `fetch_ids` maps (kol_id, increase_type) to the pgy.fetch_log id of the call that delivered that
-    series (recorded on inserted/updated rows and on revisions); those calls are marked `loaded` in
-    pgy.fetch_log by the load's own transaction, which also records the dates their windows covered but did
-    not contain as not served (pgy.kol_fans_not_served). Raises LoadRejected, having written nothing, when any
+    series (recorded on inserted/updated rows and on revisions); those calls are marked loaded in
+    pgy.fetch_log_loaded by the load's own transaction, which also records the dates their windows covered but
+    did not contain as not served (pgy.kol_fans_not_served). Raises LoadRejected, having written nothing, when any
     point is invalid or one key arrives twice with different nums.
     """
     if batch_size < 1:

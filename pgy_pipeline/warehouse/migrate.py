@@ -63,10 +63,35 @@ def shipped_sql_dir() -> Traversable:
         ) from None
 
 
+# Checksums recorded by earlier releases, which hashed the whole file, for files whose comments changed since
+# (a header that pointed at notes outside the repository). Same statements: a database that recorded these
+# is up to date with the file as it is now.
+_RECORDED_BEFORE_COMMENT_EDITS = {
+    "0001_trend_tables.sql": "54bcf0e4b0be8395a43998dc9b852344d1651d4d8bd024ad466076ab8df8528e",
+    "0010_analyst_views.sql": "a932c0ee327c3d4dc326b7819ddde3a0f1c70af7ef41ff9c479bfe38801b5666",
+    "0011_reader_role.sql": "9d63884ddd030b7e504141739cd39ade6b0de0ae384a4f85c73c3a373dc4bddd",
+}
+
+
+def statements_checksum(sql: str) -> str:
+    """sha256 of a migration's statements: whole-line `--` comments and blank lines do not count.
+
+    A migration is what it executes, so its comments may be corrected after it was applied (they are the
+    documentation DBAs read) without every deployed database refusing the file as changed.
+    """
+    lines = (line.strip() for line in sql.splitlines())
+    return hashlib.sha256("\n".join(x for x in lines if x and not x.startswith("--")).encode()).hexdigest()
+
+
 class Migration(NamedTuple):
     name: str  # file name, e.g. 0001_trend_tables.sql
-    checksum: str  # sha256 of the file bytes
+    checksum: str  # statements_checksum of the file (what this code records)
     sql: str
+    file_checksum: str  # sha256 of the file bytes (what releases before statements_checksum recorded)
+
+    def matches(self, recorded: str) -> bool:
+        """Whether a checksum a database recorded for this file is this file's (by any release's rule)."""
+        return recorded in (self.checksum, self.file_checksum, _RECORDED_BEFORE_COMMENT_EDITS.get(self.name))
 
 
 def available(sql_dir: Traversable | None = None) -> list[Migration]:
@@ -82,7 +107,12 @@ def available(sql_dir: Traversable | None = None) -> list[Migration]:
     duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
     if duplicates:
         raise MigrationError(f"two migration files share the number(s) {duplicates} in {sql_dir}; renumber one")
-    return [Migration(p.name, hashlib.sha256(p.read_bytes()).hexdigest(), p.read_text(encoding="utf-8")) for p in files]
+    out = []
+    for p in files:
+        raw = p.read_bytes()
+        sql = raw.decode("utf-8")
+        out.append(Migration(p.name, statements_checksum(sql), sql, hashlib.sha256(raw).hexdigest()))
+    return out
 
 
 def _check_history(applied: dict[str, str], known: list[Migration]) -> None:
@@ -95,7 +125,7 @@ def _check_history(applied: dict[str, str], known: list[Migration]) -> None:
             "have: its schema is newer than this code. Upgrade pgy-pipeline (or point PGY_DATABASE_URL at the "
             "right database); nothing was changed"
         )
-    changed = sorted(name for name, checksum in applied.items() if by_name[name].checksum != checksum)
+    changed = sorted(name for name, checksum in applied.items() if not by_name[name].matches(checksum))
     if changed:
         raise MigrationError(
             f"migration file(s) {', '.join(changed)} changed after being applied to this database (checksum "

@@ -39,10 +39,10 @@ from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, m
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
-from pgy_pipeline.plan import china_today
 from pgy_pipeline.simulator import DEFAULT_TOKEN
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.engine import make_engine
