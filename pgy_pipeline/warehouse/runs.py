@@ -15,6 +15,9 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import Outcome, Series
 
 MAX_LISTED = 50  # details listed per question; counts are always complete
+# Every series a row can have (the tables' CHECK constraints): naming them lets Postgres walk the key
+# (kol_id, increase_type, date_key) as one index range per series instead of filtering a whole KOL.
+SERIES_SQL = "(" + ", ".join(f"'{s.value}'" for s in Series) + ")"
 
 
 def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[str]:
@@ -125,16 +128,24 @@ def series_gaps(engine: Engine, as_of: date, days: int = 60) -> list[SeriesGap]:
     that merely stops early is the freshness check's business, not this one's. A date the API covered
     but does not serve (pgy.kol_fans_not_served) is settled, not a hole: no backfill would fill it.
     """
+    # A series has a hole exactly when its span (first..last settled date) is longer than its settled
+    # dates; that is one aggregate per series. Only such series (normally none) are walked date by date.
     sql = """
         with settled as (
             select kol_id, increase_type, date_key from pgy.kol_fans_trend where date_key between :lo and :hi
             union all
             select kol_id, increase_type, date_key from pgy.kol_fans_not_served where date_key between :lo and :hi
         ),
+        holed as (
+            select s.kol_id, s.increase_type
+              from settled s join pgy.tracked_kol k on k.kol_id = s.kol_id and k.active
+             group by s.kol_id, s.increase_type
+            having max(s.date_key) - min(s.date_key) + 1 <> count(*)
+        ),
         t as (
-            select t.kol_id, t.increase_type, t.date_key,
-                   lead(t.date_key) over (partition by t.kol_id, t.increase_type order by t.date_key) as next_key
-              from settled t join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
+            select s.kol_id, s.increase_type, s.date_key,
+                   lead(s.date_key) over (partition by s.kol_id, s.increase_type order by s.date_key) as next_key
+              from settled s join holed h on h.kol_id = s.kol_id and h.increase_type = s.increase_type
         )
         select kol_id, increase_type, sum(next_key - date_key - 1)::int, min(date_key + 1)
           from t where next_key - date_key > 1
@@ -160,16 +171,24 @@ def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, i
 
     Compared only where new[d], total[d] and total[d-1] all exist.
     """
-    sql = """
+    # Per active KOL, one index range over both series in the key's order (two descents, no join and no
+    # whole-table sort, whatever the planner's statistics say), ordered by (date_key, increase_type) so
+    # that before total_fans[d] come new_fans[d] and then total_fans[d-1], when they exist: two lags.
+    sql = f"""
         with c as (
-            select t.kol_id, t.date_key, n.num as new_fans, t.num - p.num as total_delta
-              from pgy.kol_fans_trend t
-              join pgy.tracked_kol k on k.kol_id = t.kol_id and k.active
-              join pgy.kol_fans_trend p
-                on p.kol_id = t.kol_id and p.increase_type = 'total_fans' and p.date_key = t.date_key - 1
-              join pgy.kol_fans_trend n
-                on n.kol_id = t.kol_id and n.increase_type = 'new_fans' and n.date_key = t.date_key
-             where t.increase_type = 'total_fans' and t.date_key between :lo and :hi
+            select k.kol_id, w.date_key, w.n1 as new_fans, w.num - w.n2 as total_delta
+              from pgy.tracked_kol k
+             cross join lateral (
+                select date_key, increase_type, num,
+                       lag(increase_type) over o as t1, lag(date_key) over o as d1, lag(num) over o as n1,
+                       lag(increase_type, 2) over o as t2, lag(date_key, 2) over o as d2, lag(num, 2) over o as n2
+                  from pgy.kol_fans_trend t
+                 where t.kol_id = k.kol_id and t.increase_type in {SERIES_SQL}
+                   and t.date_key between cast(:lo as date) - 1 and :hi
+                window o as (order by date_key, increase_type)
+             ) w
+             where k.active and w.increase_type = 'total_fans' and w.date_key >= :lo
+               and w.t1 = 'new_fans' and w.d1 = w.date_key and w.t2 = 'total_fans' and w.d2 = w.date_key - 1
         )
         select count(*), count(*) filter (where new_fans <> total_delta),
                (select coalesce(json_agg(x), '[]') from (
@@ -196,15 +215,23 @@ def stale_kols(engine: Engine, as_of: date, max_age_days: int = 2) -> list[tuple
     Settled: stored, or covered by a successful window that did not contain it (not served): a KOL the
     API answers for every day is being fetched, whatever the platform has for it.
     """
-    sql = """
-        select k.kol_id, max(t.date_key)
+    # Newest date per (KOL, series) is one backward index probe on the key; no history is read.
+    sql = f"""
+        select k.kol_id, newest.day
           from pgy.tracked_kol k
-          left join (select kol_id, date_key from pgy.kol_fans_trend
-                     union all
-                     select kol_id, date_key from pgy.kol_fans_not_served) t on t.kol_id = k.kol_id
+         cross join lateral (
+                select max(d) as day from unnest(array{SERIES_SQL.replace("(", "[").replace(")", "]")}) as s(series)
+                 cross join lateral (values
+                     ((select t.date_key from pgy.kol_fans_trend t
+                        where t.kol_id = k.kol_id and t.increase_type = s.series
+                        order by t.date_key desc limit 1)),
+                     ((select n.date_key from pgy.kol_fans_not_served n
+                        where n.kol_id = k.kol_id and n.increase_type = s.series
+                        order by n.date_key desc limit 1))
+                 ) as v(d)
+         ) as newest
          where k.active and k.last_error_at is null
-         group by k.kol_id
-        having max(t.date_key) is null or max(t.date_key) < :oldest
+           and (newest.day is null or newest.day < :oldest)
          order by k.kol_id
     """
     with engine.connect() as conn:
