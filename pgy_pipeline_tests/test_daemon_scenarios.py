@@ -29,26 +29,25 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
+from pgy_pipeline_tests.dagster_procs import (
+    BIN,
+    LAUNCH_BACKFILL,
+    REPOSITORIES,
+    START_SCHEDULE,
+    free_port,
+    gql,
+    pgy_env,
+    process_group,
+    spawn,
+    wait_for,
+    wait_for_runs,
+)
 from pgy_pipeline_tests.pg import fresh_database
 from pgy_pipeline_tests.pipeline_support import disposed_after, materialize_trend, partition_status, stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 SCHEDULE = "kol_fans_trend_daily"
-REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
-START_SCHEDULE = """
-mutation Start($selector: ScheduleSelector!) {
-  startSchedule(scheduleSelector: $selector) { __typename ... on PythonError { message } }
-}"""
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
 
 
 @pytest.fixture
@@ -142,7 +141,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         oldest = yesterday - timedelta(days=59)
         start, end = oldest - timedelta(days=3), oldest + timedelta(days=2)
         params = {"partitionNames": _keys(start, end), "assetSelection": [{"path": ["kol_fans_trend"]}]}
-        launched = gql(graphql, LAUNCH, {"params": params})["launchPartitionBackfill"]
+        launched = gql(graphql, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         (backfill_run,) = wait_for_runs(graphql, ("dagster/backfill", launched["backfillId"]), timeout_s=120)
         assert backfill_run["status"] == "FAILURE", daemon_log.read_text()[-3000:]

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+
+from pgy_pipeline_tests.benchmarks.smoke import run_benchmark
 
 pytestmark = [pytest.mark.subprocess]
 
 
 def test_daily_benchmark_prints_its_json(admin_url: str) -> None:
-    env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.daily", "--kols", "5", "--latency-ms", "5"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("daily", admin_url, "--kols", "5", "--latency-ms", "5")
     assert figures["kols"] == 5
     assert figures["calls"] == figures["billed_calls"] == 10  # day 2 bills 2 calls per KOL
     assert figures["rows_received"] == 5 * 2 * 30  # a 30-day window per series ...

@@ -15,22 +15,24 @@ from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
+from pgy_pipeline_tests.dagster_procs import (
+    BIN,
+    REPOSITORIES,
+    START_SCHEDULE,
+    free_port,
+    gql,
+    pgy_env,
+    process_group,
+    spawn,
+    wait_for,
+    wait_for_runs,
+)
 from pgy_pipeline_tests.pg import libpq_url
 from pgy_pipeline_tests.pipeline_support import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 SCHEDULE = "kol_fans_trend_daily"
-REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
-START_SCHEDULE = """
-mutation Start($selector: ScheduleSelector!) {
-  startSchedule(scheduleSelector: $selector) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { status } }
-    ... on PythonError { message }
-  }
-}"""
 INSTANCE = "{ instance { runQueuingSupported runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }"
 
 

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+
+from pgy_pipeline_tests.benchmarks.smoke import run_benchmark
 
 pytestmark = [pytest.mark.subprocess]
 
 
 def test_upsert_benchmark_prints_its_json(admin_url: str) -> None:
-    env = {**os.environ, "PGY_TEST_DATABASE_URL": admin_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "pgy_pipeline_tests.benchmarks.upsert", "--kols", "20", "--repeat", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("upsert", admin_url, "--kols", "20", "--repeat", "2")
     assert figures["rows"] == 20 * 2 * 60
     assert figures["restated_rows"] == 24
     for key in (

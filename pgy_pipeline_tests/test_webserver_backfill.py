@@ -14,20 +14,20 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import BIN, free_port, gql, pgy_env, process_group, spawn, wait_for, wait_for_runs
+from pgy_pipeline_tests.dagster_procs import (
+    BIN,
+    LAUNCH_BACKFILL,
+    free_port,
+    gql,
+    pgy_env,
+    process_group,
+    spawn,
+    wait_for,
+    wait_for_runs,
+)
 from pgy_pipeline_tests.pipeline_support import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
-
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
     names = [(start + timedelta(days=i)).isoformat() for i in range(3)]
     graphql = f"http://127.0.0.1:{port}/graphql"
     params = {"partitionNames": names, "assetSelection": [{"path": ["kol_fans_trend"]}]}
-    launched = gql(graphql, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    launched = gql(graphql, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
 
