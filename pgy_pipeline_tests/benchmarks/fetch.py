@@ -2,7 +2,7 @@
 
     python -m pgy_pipeline_tests.benchmarks.fetch [--calls 2000 --latency-ms 100 --concurrency 16]
 
-Target (DESIGN.md §8): wall time within 1.15x of the ideal calls x latency / concurrency. The last
+Target: wall time within 1.15x of the ideal calls x latency / concurrency. The last
 line printed is one JSON object. `--simulator subprocess` serves from a separate process, so the
 client and the server do not share one GIL (the default, `inprocess`, is the harsher test).
 """

@@ -4,7 +4,7 @@
 
 Plans, fetches (from a simulator in a child process, so its memory is not counted), records every call
 in pgy.fetch_log and loads every 30-day window, through `pipeline.run_range` exactly as the Dagster asset
-does, then reruns the same partition. Targets (DESIGN.md §8): peak RSS of a 10,000-KOL run ≤ 300 MB;
+does, then reruns the same partition. Targets: peak RSS of a 10,000-KOL run ≤ 300 MB;
 steady state bills 2 calls per KOL; the rerun of a complete partition bills 0.
 Uses PGY_TEST_DATABASE_URL when set (a fresh database, dropped afterwards), else the embedded Postgres.
 The last line printed is one JSON object.
