@@ -19,6 +19,7 @@ import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    ExecuteInProcessResult,
     RunRequest,
     SkipReason,
     build_run_status_sensor_context,
@@ -60,6 +61,16 @@ def _not_served(engine: Engine) -> dict[tuple[str, str], list[date]]:
 
 def _keys(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def _followup(instance: DagsterInstance, failed: ExecuteInProcessResult) -> object:
+    """What the follow-up sensor makes of a failed in-process run (its RUN_FAILURE event, as the daemon passes it)."""
+    (run_failure,) = [e for e in failed.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
+    context = build_run_status_sensor_context(
+        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
+        dagster_run=failed.dagster_run,
+    ).for_run_failure()  # fmt: skip
+    return checks_followup_sensor(context)
 
 
 def test_young_account_and_a_hole_are_not_served_not_missing(
@@ -189,12 +200,7 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
 
     # The follow-up sensor sees a run that failed for lost dates alone and asks for the reachable part,
     # whose run bills nothing and runs the checks the failed run had to skip.
-    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
-    context = build_run_status_sensor_context(
-        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()  # fmt: skip
-    request = checks_followup_sensor(context)
+    request = _followup(instance, result)
     assert isinstance(request, RunRequest)
     followup = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
     assert followup == (oldest.isoformat(), end.isoformat())
@@ -215,12 +221,7 @@ def test_follow_up_of_a_run_scoped_to_some_kols_fetches_no_other_kol(
         instance, sim, database_url, start=start.isoformat(), end=end.isoformat(), run_config=only_first
     )
     assert not result.success and sim.billed_calls == 2
-    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
-    context = build_run_status_sensor_context(
-        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()  # fmt: skip
-    request = checks_followup_sensor(context)
+    request = _followup(instance, result)
     assert isinstance(request, RunRequest)
     followup_config = request.run_config["ops"]["kol_fans_trend"]["config"]
     assert (followup_config["kol_ids"], followup_config["force"]) == ([kols[0]], False)
@@ -240,12 +241,7 @@ def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
     start = yesterday - timedelta(days=61)
     result = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=yesterday.isoformat())
     assert not result.success
-    (run_failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
-    context = build_run_status_sensor_context(
-        sensor_name="kol_fans_trend_checks_followup", dagster_event=run_failure, dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()  # fmt: skip
-    assert isinstance(checks_followup_sensor(context), SkipReason)
+    assert isinstance(_followup(instance, result), SkipReason)
     # Failed calls leave every partition of the range failed: which dates they would have brought is unknown.
     assert set(partition_status(instance, start, yesterday).values()) == {"FAILED"}
 
