@@ -21,3 +21,8 @@ def china_today(now: datetime | None = None) -> date:
 def latest_served_date(today: date) -> date:
     """The newest `dateKey` the API serves: China-yesterday (today's numbers are not final yet)."""
     return today - timedelta(days=1)
+
+
+def china_midnight(day: date) -> datetime:
+    """The instant China's calendar day `day` begins (an aware datetime)."""
+    return datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)

@@ -144,7 +144,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = _engine(settings)
     ensure_schema(engine)
-    status = read_status(engine, days=args.days)
+    status = read_status(
+        engine, days=args.days, daily_call_budget=settings.daily_call_budget, endpoint=settings.trend_endpoint
+    )
     print(status.to_json() if args.json else format_table(status))
     return 0 if status.ok else 1
 

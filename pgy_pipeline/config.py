@@ -121,6 +121,26 @@ def time_of_day(value: str | None, variable: str, default: str) -> tuple[int, in
     return int(match.group(1)), int(match.group(2))
 
 
+def positive_int(value: str | None, variable: str, default: int) -> int:
+    """A whole number of at least 1 from `variable` (or `default` when unset); a bad value names the variable."""
+    text = (value or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{variable}={value!r} is not a whole number of at least 1; set it to e.g. {default}")
+    return int(text)
+
+
+def optional_count(value: str | None, variable: str) -> int | None:
+    """A whole number of at least 0 from `variable`, or None when unset (no limit)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(f"{variable}={value!r} is not a whole number; set a number of calls or unset it (no limit)")
+    return int(text)
+
+
 def require_token(token: Secret | None) -> Secret:
     """The token, or a one-sentence error telling the user how to provide it."""
     if token is None or not token:
@@ -140,6 +160,8 @@ class Settings:
     trend_endpoint: Endpoint = Endpoint.LEGACY_V1
     database_url: str | None = None
     home: Path = field(default_factory=lambda: Path(".pgy"))
+    quarantine_after_days: int = 3
+    daily_call_budget: int | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -151,4 +173,6 @@ class Settings:
             trend_endpoint=parse_endpoint(env.get("PGY_TREND_ENDPOINT")),
             database_url=env.get("PGY_DATABASE_URL") or None,
             home=Path(env.get("PGY_HOME") or ".pgy"),
+            quarantine_after_days=positive_int(env.get("PGY_QUARANTINE_AFTER_DAYS"), "PGY_QUARANTINE_AFTER_DAYS", 3),
+            daily_call_budget=optional_count(env.get("PGY_DAILY_CALL_BUDGET"), "PGY_DAILY_CALL_BUDGET"),
         )

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import chain
 
 from pgy_pipeline.api.client import TrendClient
+from pgy_pipeline.budget import CallBudget
 from pgy_pipeline.model import CallRequest, CallResult, StopRun
 
 QUEUE_FACTOR = 2  # calls queued per worker thread: keeps workers busy without buffering the whole run
@@ -26,26 +28,32 @@ class FetchStream:
     Iterate it once. `indexed()` yields `(position in requests, result)` pairs instead.
     """
 
-    def __init__(self, client: TrendClient, requests: Iterable[CallRequest]) -> None:
+    def __init__(self, client: TrendClient, requests: Iterable[CallRequest], budget: CallBudget | None = None) -> None:
         self.client = client
         self._requests = requests
+        self.budget = budget
         self.stop: StopRun | None = None
+        self.budget_spent = False  # a call was refused because the daily call budget is spent
 
     def __iter__(self) -> Iterator[CallResult]:
         return (result for _, result in self.indexed())
 
     def _call(self, request: CallRequest) -> CallResult:
         try:
-            return self.client.call(request)
+            result = self.client.call(request)
         except StopRun as stop:
             if self.stop is None:
                 self.stop = stop
-            return stop.result if stop.result is not None else self.client.not_attempted(request)
+            result = stop.result if stop.result is not None else self.client.not_attempted(request)
+        if self.budget is not None:
+            self.budget.settle(sum(a.billed for a in result.attempts))
+        return result
 
     def indexed(self) -> Iterator[tuple[int, CallResult]]:
         client = self.client
         todo = enumerate(self._requests)
         pending: dict[Future[CallResult], int] = {}
+        refused: list[tuple[int, CallRequest]] = []
         # One thread per slot the client may ever open; how many of them send at once is the client's
         # ConcurrencyLimit's call (fixed, or adapted to the API's answers).
         limit = client.max_concurrency * QUEUE_FACTOR
@@ -57,6 +65,9 @@ class FetchStream:
                         item = next(todo, None)
                         if item is None:
                             exhausted = True
+                        elif self.budget is not None and not self.budget.take():
+                            self.budget_spent, exhausted = True, True
+                            refused.append(item)
                         else:
                             pending[pool.submit(self._call, item[1])] = item[0]
                     if not pending:
@@ -71,10 +82,11 @@ class FetchStream:
                     future.cancel()
         if self.stop is None and client.stopped is not None:
             self.stop = client.stopped  # stopped by an earlier run of the same client
-        for index, request in todo:
+        for index, request in chain(refused, todo):
             yield index, client.not_attempted(request)
 
 
-def fetch_iter(client: TrendClient, requests: Iterable[CallRequest]) -> FetchStream:
-    """Stream results as calls complete (completion order); see FetchStream."""
-    return FetchStream(client, requests)
+def fetch_iter(client: TrendClient, requests: Iterable[CallRequest], budget: CallBudget | None = None) -> FetchStream:
+    """Stream results as calls complete (completion order); see FetchStream. With a `budget`, no call is sent
+    once it is spent: the rest come back not attempted and `budget_spent` is set."""
+    return FetchStream(client, requests, budget)

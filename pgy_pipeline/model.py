@@ -85,7 +85,8 @@ def check_kol_id(kol_id: object) -> str:
 class Outcome(StrEnum):
     """What became of one API call (final) or one attempt of it; stored verbatim in `pgy.fetch_log.outcome`."""
 
-    OK = "ok"  # code 0, points parsed (possibly zero of them)
+    OK = "ok"  # code 0, points parsed
+    EMPTY = "empty"  # code 0 with no data point at all: billed, settles nothing, counts as the KOL failing
     NO_CONTENT = "no_content"  # code 201: billed, no retry, the KOL is flagged
     INVALID_PARAMS = "invalid_params"  # code 400 / HTTP 400: no retry, the KOL is flagged
     MALFORMED = "malformed"  # body is not a valid envelope / data: raw body kept, nothing loaded

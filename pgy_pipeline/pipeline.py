@@ -1,164 +1,48 @@
-"""One run over partition dates D1..D2: plan → fetch → record → load → judge, with no Dagster in sight.
+"""One run over partition dates D1..D2: plan → probe → fetch → record → load → judge, with no Dagster in sight.
 
-The Dagster asset, the CLI and the tests all call `run_range`; it returns a `RunReport` and never
-raises for API trouble (a stop code, failed calls, unreachable dates): those are facts the caller
-turns into metadata and, when `report.problems` is non-empty, into a failed run. Whatever was fetched
-before a stop is recorded and loaded first, so nothing billed is ever thrown away.
+The Dagster asset, the CLI and the tests all call `run_range`; it returns a `RunReport` (verdict.py) and
+never raises for API trouble (a stop code, failed calls, a systemic rejection, a spent budget, unreachable
+dates): those are facts the caller turns into metadata and, when `report.problems` is non-empty, into a
+failed run. Whatever was fetched is recorded and loaded first, so nothing billed is ever thrown away.
 
 Results stream from the fetcher and are recorded and loaded a chunk at a time, so a run over 10,000 KOLs
-holds one chunk of responses in memory, not all of them.
+holds one chunk of responses in memory, not all of them. See docs/completeness.md for quarantine, the
+systemic rejection, the publish-lag probe and the budget.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import Engine
 
 from pgy_pipeline.api.client import TrendClient
-from pgy_pipeline.china_time import china_today
-from pgy_pipeline.fetch import fetch_iter
-from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallResult, Outcome, StopRun
-from pgy_pipeline.plan import Plan, date_range, make_plan, reachable_range
+from pgy_pipeline.budget import CallBudget
+from pgy_pipeline.china_time import china_midnight, china_today, latest_served_date
+from pgy_pipeline.fetch import FetchStream, fetch_iter
+from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series
+from pgy_pipeline.plan import Plan, date_range, make_plan, oldest_reachable_date, reachable_range
+from pgy_pipeline.tally import KolTally
+from pgy_pipeline.verdict import FailedCall, RunReport
+from pgy_pipeline.warehouse.completeness import lacking, settled_pairs
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
-from pgy_pipeline.warehouse.fetch_log import record_calls
-from pgy_pipeline.warehouse.kols import flag_results
+from pgy_pipeline.warehouse.fetch_log import billed_since, record_calls
+from pgy_pipeline.warehouse.health import apply_run, failing_kols, lost_for_good, quarantined, resting
+from pgy_pipeline.warehouse.kols import flag_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.not_served import not_served_dates
-from pgy_pipeline.warehouse.runs import (
-    MAX_LISTED,
-    active_kol_ids,
-    fetched_pairs,
-    flagged_kols,
-    missing_dates,
-    stored_rows,
-)
+from pgy_pipeline.warehouse.runs import MAX_LISTED, active_kol_ids, flagged_kols, stored_rows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_CALLS = 1000
-
-
-@dataclass(frozen=True)
-class FailedCall:
-    """A (KOL, series) call that ended without data, as listed in the run's metadata."""
-
-    kol_id: str
-    series: str
-    outcome: str
-    code: int | None
-    message: str
-
-
-@dataclass
-class RunReport:
-    """Everything a run did, aggregated (never one entry per successful call)."""
-
-    plan: Plan
-    run_id: str
-    api_codes: Counter[str] = field(default_factory=Counter)  # per attempt: "0", "301", "http_503", "timeout"…
-    calls_ok: int = 0
-    calls_failed: int = 0
-    calls_not_attempted: int = 0
-    billed_calls: int = 0
-    rows_received: int = 0
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_unchanged: int = 0
-    failed_calls: list[FailedCall] = field(default_factory=list)  # capped at MAX_LISTED
-    failed_calls_total: int = 0
-    not_served: dict[str, str] = field(default_factory=dict)  # KOLs the API flags (201/400) → message
-    missing: dict[str, list[date]] = field(default_factory=dict)  # served KOL → dates neither stored nor not served
-    dates_not_served: dict[str, list[date]] = field(default_factory=dict)  # KOL → dates a window covered, unserved
-    rows_stored: int = 0  # rows in the warehouse for the partition range after the run (all KOLs)
-    stop: StopRun | None = None
-    load_s: float = 0.0  # seconds spent recording calls and loading rows (the rest of a run is mostly waiting)
-
-    @property
-    def kols_requested(self) -> int:
-        return len(self.plan.kol_ids)
-
-    @property
-    def kols_complete(self) -> int:
-        return self.kols_requested - len(self.not_served) - len(self.missing)
-
-    @property
-    def rows_written(self) -> int:
-        return self.rows_inserted + self.rows_updated
-
-    @property
-    def out_of_reach_missing(self) -> list[date]:
-        """Dates too old for any window that some served KOL still lacks (already-stored ones are fine)."""
-        old = set(self.plan.out_of_reach)
-        return sorted({d for days in self.missing.values() for d in days if d in old})
-
-    @property
-    def unpublished(self) -> list[date]:
-        """Reachable dates some served KOL lacks although every call succeeded: not published by the API yet.
-
-        Every successful window settles the dates it covers (stored or not served), so what is still
-        missing lies after the newest date the API served: publish lag. Empty when a stop or failed
-        calls explain the gaps instead.
-        """
-        if self.stop is not None or self.failed_calls_total:
-            return []
-        old = set(self.plan.out_of_reach)
-        return sorted({d for days in self.missing.values() for d in days if d not in old})
-
-    @property
-    def complete_dates(self) -> list[date]:
-        """Dates of the range (up to the newest the API serves) that no served KOL lacks: done, whatever else failed."""
-        p = self.plan
-        lacking = {d for days in self.missing.values() for d in days}
-        if self.stop is not None or self.failed_calls_total:
-            return []  # which dates the failed or unattempted calls would have brought is unknown
-        return [d for d in date_range(p.start, min(p.end, p.latest)) if d not in lacking]
-
-    @property
-    def problems(self) -> list[str]:
-        """One sentence per reason this run must not count as done; empty when the range is complete."""
-        out: list[str] = []
-        p = self.plan
-        if self.stop is not None:
-            out.append(
-                f"The API stopped the run: {self.stop.reason} ({self.calls_not_attempted} call(s) not attempted; "
-                f"the {self.calls_ok} successful call(s) were loaded and will not be billed again on rerun)."
-            )
-        old = self.out_of_reach_missing
-        if old:
-            out.append(
-                f"{len(old)} date(s) {_span(old)} are older than the {p.window_days} days the {p.endpoint.value} "
-                "endpoint serves and cannot be fetched any more (lost for good); everything newer was loaded."
-            )
-        if p.not_yet_served:
-            out.append(
-                f"{len(p.not_yet_served)} date(s) {_span(list(p.not_yet_served))} are after {p.latest}, the newest "
-                "date the API serves (China-yesterday); run them again tomorrow."
-            )
-        if self.failed_calls_total and self.stop is None:
-            out.append(
-                f"{self.failed_calls_total} call(s) failed after retries (see failed_kols); rerun the partition "
-                "to retry only those, successful calls are not billed again."
-            )
-        lagging = self.unpublished
-        if lagging:
-            kols = sum(1 for days in self.missing.values() if set(days) & set(lagging))
-            out.append(
-                f"{len(lagging)} date(s) {_span(lagging)} not published by the API yet for {kols} KOL(s) "
-                "(see missing_dates); a later run fetches them, billing only the KOLs that lack them."
-            )
-        return out
-
-
-def _span(days: Sequence[date]) -> str:
-    return f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
+DEFAULT_QUARANTINE_AFTER_DAYS = 3
+PROBE_CALLS = 2  # billed calls a lag probe may cost: one series of two KOLs
 
 
 def _code_key(attempt: Attempt) -> str:
@@ -169,43 +53,104 @@ def _code_key(attempt: Attempt) -> str:
     return "no_response"
 
 
-def _absorb(report: RunReport, engine: Engine, results: Sequence[CallResult]) -> None:
-    """Record one chunk's calls in the fetch log, load its points, flag KOLs, and count."""
-    if not results:
-        return
-    started = time.perf_counter()
-    p = report.plan
-    fetch_ids = record_calls(engine, results, run_id=report.run_id, partition_start=p.start, partition_end=p.end)
-    points = [pt for r in results if r.outcome is Outcome.OK for pt in r.points]
-    if points:
-        counts = load_points(engine, points, fetch_ids=fetch_ids)
-        report.rows_inserted += counts.inserted
-        report.rows_updated += counts.updated
-        report.rows_unchanged += counts.unchanged
-    report.rows_received += len(points)
-    flag_results(engine, results)
-    report.load_s += time.perf_counter() - started
-    for r in results:
-        for a in r.attempts:
-            report.api_codes[_code_key(a)] += 1
-            report.billed_calls += a.billed
-        report.calls_ok += r.outcome is Outcome.OK
-        report.calls_not_attempted += r.outcome is Outcome.NOT_ATTEMPTED
-        if r.outcome not in NOT_FAILED_OUTCOMES:
-            report.calls_failed += 1
-            if r.outcome not in (Outcome.NO_CONTENT, Outcome.INVALID_PARAMS, Outcome.STOPPED):
-                report.failed_calls_total += 1
-            if len(report.failed_calls) < MAX_LISTED:
-                last = r.last
-                report.failed_calls.append(
-                    FailedCall(
-                        r.kol_id,
-                        r.series.value,
-                        r.outcome.value,
-                        last.api_code if last else None,
-                        ((last.api_message or last.error) if last else None) or r.outcome.value,
+class _Loader:
+    """Takes results as they stream in: records and loads them a chunk at a time, tallies and counts them.
+
+    A full chunk is recorded and loaded in a second thread while the caller keeps taking results, so calls
+    stay on the wire during the load instead of waiting for it (the load is mostly waiting for Postgres). At
+    most one chunk is loading; a failed load raises at the next result, as a serial load would.
+    """
+
+    def __init__(self, report: RunReport, engine: Engine, chunk_calls: int) -> None:
+        self.report, self.engine, self.chunk_calls = report, engine, chunk_calls
+        self.tally = KolTally()
+        self._chunk: list[CallResult] = []
+        self._absorber = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb")
+        self._loading: Future[None] | None = None
+
+    def take(self, results: Iterable[CallResult]) -> list[CallResult]:
+        """Absorb every result of `results`; returns the first PROBE_CALLS of them (what a probe needs)."""
+        seen: list[CallResult] = []
+        for result in results:
+            if self._loading is not None and self._loading.done():
+                self._loading.result()
+                self._loading = None
+            self.tally.add(result)
+            self._chunk.append(result)
+            if len(seen) < PROBE_CALLS:
+                seen.append(result)
+            if len(self._chunk) >= self.chunk_calls:
+                self._submit()
+        return seen
+
+    def _submit(self) -> None:
+        if self._loading is not None:
+            self._loading.result()
+        self._loading = self._absorber.submit(self._absorb, self._chunk)
+        self._chunk = []
+
+    def finish(self) -> None:
+        try:
+            if self._loading is not None:
+                self._loading.result()
+            self._absorb(self._chunk)
+            self._chunk = []
+        finally:
+            self._absorber.shutdown(wait=True)
+
+    def _absorb(self, results: Sequence[CallResult]) -> None:
+        """Record one chunk's calls in the fetch log, load its points, and count."""
+        if not results:
+            return
+        report, engine = self.report, self.engine
+        started = time.perf_counter()
+        p = report.plan
+        fetch_ids = record_calls(engine, results, run_id=report.run_id, partition_start=p.start, partition_end=p.end)
+        points = [pt for r in results if r.outcome is Outcome.OK for pt in r.points]
+        if points:
+            counts = load_points(engine, points, fetch_ids=fetch_ids)
+            report.rows_inserted += counts.inserted
+            report.rows_updated += counts.updated
+            report.rows_unchanged += counts.unchanged
+        report.rows_received += len(points)
+        report.load_s += time.perf_counter() - started
+        for r in results:
+            for a in r.attempts:
+                report.api_codes[_code_key(a)] += 1
+                report.billed_calls += a.billed
+            report.calls_ok += r.outcome is Outcome.OK
+            report.calls_not_attempted += r.outcome is Outcome.NOT_ATTEMPTED
+            if r.outcome not in NOT_FAILED_OUTCOMES:
+                report.calls_failed += 1
+                if len(report.failed_calls) < MAX_LISTED:
+                    last = r.last
+                    report.failed_calls.append(
+                        FailedCall(
+                            r.kol_id,
+                            r.series.value,
+                            r.outcome.value,
+                            last.api_code if last else None,
+                            ((last.api_message or last.error) if last else None) or r.outcome.value,
+                        )
                     )
-                )
+
+
+def _probe_requests(plan: Plan, avoid: set[str]) -> list[CallRequest]:
+    """Up to PROBE_CALLS calls (one series of different KOLs, healthy ones first) that show whether the newest
+    date is published; empty when the range does not reach the newest date."""
+    if not plan.start <= plan.latest <= plan.end:
+        return []
+    candidates = [r for r in plan.requests if r.series is Series.TOTAL_FANS]
+    candidates.sort(key=lambda r: r.kol_id in avoid)
+    return candidates[:PROBE_CALLS]
+
+
+def _shows(results: Sequence[CallResult], latest: date) -> str:
+    """What probe results say about `latest`: published, not published, or inconclusive (no data came back)."""
+    answered = [r for r in results if r.outcome is Outcome.OK and r.points]
+    if not answered:
+        return "inconclusive"
+    return "published" if any(max(pt.date_key for pt in r.points) >= latest for r in answered) else "not published"
 
 
 @reports_unreachable_warehouse  # Postgres gone mid-run: WarehouseUnavailable, one actionable sentence
@@ -220,54 +165,100 @@ def run_range(
     kol_ids: Sequence[str] | None = None,
     today: date | None = None,
     chunk_calls: int = DEFAULT_CHUNK_CALLS,
+    final_attempt: bool = True,
+    daily_call_budget: int | None = None,
+    quarantine_after_days: int = DEFAULT_QUARANTINE_AFTER_DAYS,
 ) -> RunReport:
     """Fetch and load partition dates start..end for every active KOL (or the active ones of `kol_ids`).
 
-    `today` is the China date the API is assumed to be at (default: now in Asia/Shanghai).
+    `today` is the China date the API is assumed to be at (default: now in Asia/Shanghai). When the range
+    reaches the newest date, a probe of at most two calls first asks whether it is published; unless this is
+    the `final_attempt` (no lag retry left), an unpublished newest date ends the run there, billing only the
+    probe. `daily_call_budget` caps billed calls per China day (wall clock) across all runs.
     """
     ensure_schema(engine)
     today = today or china_today()
     kols = active_kol_ids(engine, kol_ids)
     reach = reachable_range(start, end, endpoint=client.endpoint, today=today)
-    done = fetched_pairs(engine, kols, *reach) if reach and not force else set()
-    plan = make_plan(kols, start, end, endpoint=client.endpoint, today=today, already_fetched=done, force=force)
-    report = RunReport(plan=plan, run_id=run_id)
-    log.info(
-        "run %s: %s..%s, %d KOL(s), %d call(s) planned (%d already fetched), window %d days",
-        run_id, start, end, len(kols), len(plan.requests), plan.skipped, plan.window_days,
+    on = min(end, latest_served_date(today))  # the partition date this run stands for (streaks count these)
+    in_quarantine = quarantined(engine, kols)
+    rest = resting(in_quarantine, on)
+    to_fetch = [k for k in kols if k not in rest]
+    done = settled_pairs(engine, to_fetch, *reach) if reach and not force else set()
+    plan = make_plan(
+        to_fetch, start, end, endpoint=client.endpoint, today=today, already_fetched=done, force=force,
+        widest_for=set(in_quarantine),
     )  # fmt: skip
-    stream = fetch_iter(client, plan.requests)
-    chunk: list[CallResult] = []
-    # A full chunk is recorded and loaded in a second thread while this one keeps taking results, so calls
-    # stay on the wire during the load instead of waiting for it (the load is mostly waiting for Postgres).
-    # At most one chunk is loading; a failed load raises here at the next result, as a serial load would.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb") as absorber:
-        loading: Future[None] | None = None
-        for result in stream:
-            if loading is not None and loading.done():
-                loading.result()
-                loading = None
-            chunk.append(result)
-            if len(chunk) >= chunk_calls:
-                if loading is not None:
-                    loading.result()
-                loading = absorber.submit(_absorb, report, engine, chunk)
-                chunk = []
-        if loading is not None:
-            loading.result()
-    _absorb(report, engine, chunk)
-    report.stop = stream.stop
-    flagged = flagged_kols(engine, kols)
-    report.not_served = {k: f"{c}: {m}" for k, (c, m) in flagged.items()}
-    served = [k for k in kols if k not in flagged]
-    last_day = min(end, plan.latest)
-    if start <= last_day:
-        report.missing = missing_dates(engine, served, start, last_day)
-        report.dates_not_served = not_served_dates(engine, kols, start, last_day)
-    report.rows_stored = stored_rows(engine, start, end)
+    budget = None
+    if daily_call_budget is not None:
+        budget = CallBudget(daily_call_budget, billed_since(engine, china_midnight(china_today())))
+    report = RunReport(plan=plan, run_id=run_id, quarantine_after_days=quarantine_after_days, budget=budget)
+    report.resting = sorted(rest)
+    log.info(
+        "run %s: %s..%s, %d KOL(s), %d call(s) planned (%d already fetched, %d quarantined KOL(s) resting), "
+        "window %d days",
+        run_id, start, end, len(to_fetch), len(plan.requests), plan.skipped, len(rest), plan.window_days,
+    )  # fmt: skip
+    loader = _Loader(report, engine, chunk_calls)
+    streams: list[FetchStream] = []
+    try:
+        requests: Iterable[CallRequest] = plan.requests
+        probe = (
+            []
+            if in_quarantine.keys() >= set(to_fetch)
+            else _probe_requests(plan, set(in_quarantine) | failing_kols(engine))
+        )
+        if probe:
+            streams.append(fetch_iter(client, probe, budget))
+            report.lag_probe = _shows(loader.take(streams[-1]), plan.latest)
+            log.info("run %s: lag probe of %d call(s): newest date %s %s", run_id, len(probe), plan.latest,
+                     report.lag_probe)  # fmt: skip
+            probed = set(probe)
+            requests = (r for r in plan.requests if r not in probed)
+            if report.lag_probe == "not published" and not final_attempt:
+                requests = ()  # a lag retry follows: fetching the rest now would bill them twice
+        streams.append(fetch_iter(client, requests, budget))
+        loader.take(streams[-1])
+    finally:
+        loader.finish()
+    report.stop = next((s.stop for s in streams if s.stop is not None), None)
+    _judge(report, engine, kols, on, today, set(in_quarantine), kol_ids is not None, loader.tally)
     log.info(
         "run %s: %d ok, %d failed, %d not attempted; rows %d inserted, %d updated, %d unchanged",
         run_id, report.calls_ok, report.calls_failed, report.calls_not_attempted,
         report.rows_inserted, report.rows_updated, report.rows_unchanged,
     )  # fmt: skip
     return report
+
+
+def _judge(
+    report: RunReport, engine: Engine, kols: list[str], on: date, today: date, was_quarantined: set[str],
+    limited: bool, tally: KolTally,
+) -> None:  # fmt: skip
+    """Flag, record health (unless the whole run was rejected), then judge the range from the warehouse."""
+    plan = report.plan
+    report.systemic = tally.systemic()
+    report.failing = set(tally.failing)
+    if report.systemic is None:
+        flag_kols(engine, tally.with_data, tally.flagged)
+        report.health = apply_run(
+            engine,
+            on=on,
+            run_id=report.run_id,
+            healthy=tally.healthy,
+            failing=tally.failing,
+            tried_in_quarantine=tally.tried & was_quarantined,
+            after_days=report.quarantine_after_days,
+        )
+    flagged = flagged_kols(engine, kols)
+    report.not_served = {k: f"{c}: {m}" for k, (c, m) in flagged.items()}
+    report.quarantined = quarantined(engine, kols)
+    report.lost_in_quarantine = lost_for_good(engine, report.quarantined, oldest_reachable_date(today, plan.endpoint))
+    last_day = min(plan.end, plan.latest)
+    if plan.start <= last_day:
+        everyone = lacking(engine, plan.start, last_day)
+        report.missing = lacking(engine, plan.start, last_day, kols) if limited else everyone
+        gaps = {d for days in everyone.values() for d in days}
+        report.complete = [d for d in date_range(plan.start, last_day) if d not in gaps]
+        report.dates_not_served = not_served_dates(engine, kols, plan.start, last_day)
+    report.rows_stored = stored_rows(engine, plan.start, plan.end)

@@ -61,11 +61,14 @@ def make_plan(
     today: date,
     already_fetched: Collection[tuple[str, Series]] = (),
     force: bool = False,
+    widest_for: Collection[str] = (),
 ) -> Plan:
     """Plan the calls for `kol_ids` over start..end as seen on `today` (China date).
 
     `already_fetched` are the (KOL, series) pairs whose data for the range is already in hand; they are
     skipped unless `force`, so rerunning a partition bills nothing for what succeeded before.
+    KOLs of `widest_for` (quarantined ones) ask for the largest window, so the call that brings one back
+    also fills its gap as far back as the API still serves it.
     """
     if end < start:
         raise ValueError(f"partition range ends ({end}) before it starts ({start})")
@@ -81,7 +84,7 @@ def make_plan(
                 if not force and (kol_id, series) in already_fetched:
                     skipped += 1
                 else:
-                    requests.append(CallRequest(kol_id, series, days_wanted))
+                    requests.append(CallRequest(kol_id, series, largest if kol_id in widest_for else days_wanted))
     return Plan(
         start=start,
         end=end,

@@ -14,20 +14,18 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.china_time import china_today, latest_served_date
+from pgy_pipeline.china_time import china_midnight, china_today, latest_served_date
 from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Endpoint
 from pgy_pipeline.plan import oldest_reachable_date
-from pgy_pipeline.warehouse.runs import active_kol_ids, flagged_kols, missing_dates
+from pgy_pipeline.warehouse.completeness import DAYS_SQL, EXPECTED_SQL, SETTLED_SQL, lacking
+from pgy_pipeline.warehouse.fetch_log import billed_since
+from pgy_pipeline.warehouse.health import lost_for_good, quarantined
 
 MAX_NAMED = 20  # missing KOL ids named per date; the counts are always complete
 
-_PARTITIONS_SQL = """
-WITH days AS (
-    SELECT d::date AS day FROM generate_series(CAST(:start AS date), CAST(:end AS date), interval '1 day') d
-),
-expected AS (  -- active KOLs the API serves: those it answered 201/400 for are flagged, not missing
-    SELECT kol_id FROM pgy.tracked_kol WHERE active AND last_error_at IS NULL
-),
+_PARTITIONS_SQL = f"""
+WITH days AS ({DAYS_SQL}),
+expected AS ({EXPECTED_SQL}),
 not_served AS (  -- covered by a successful window that did not contain them: settled, not missing
     SELECT n.date_key, n.kol_id
       FROM pgy.kol_fans_not_served n JOIN expected USING (kol_id)
@@ -35,11 +33,7 @@ not_served AS (  -- covered by a successful window that did not contain them: se
 ),
 landed AS (
     SELECT s.date_key, s.kol_id
-      FROM (SELECT t.date_key, t.kol_id
-              FROM pgy.kol_fans_trend t JOIN expected USING (kol_id)
-             WHERE t.date_key BETWEEN :start AND :end
-            UNION ALL
-            SELECT date_key, kol_id FROM not_served) s
+      FROM ({SETTLED_SQL}) s JOIN expected USING (kol_id)
      GROUP BY s.date_key, s.kol_id
     HAVING count(*) = 2
 ),
@@ -55,9 +49,10 @@ SELECT days.day,
        (SELECT array_agg(DISTINCT n.kol_id ORDER BY n.kol_id) FROM not_served n WHERE n.date_key = days.day)
            AS not_served,
        (SELECT count(*) FROM pgy.tracked_kol WHERE active AND last_error_at IS NOT NULL) AS kols_flagged,
+       (SELECT count(*) FROM pgy.kol_quarantine) AS kols_quarantined,
        (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.is_final) AS calls,
        (SELECT count(*) FROM calls c WHERE c.day = days.day AND c.billed) AS billed_calls,
-       (SELECT coalesce(jsonb_object_agg(code, n), '{}'::jsonb) FROM (
+       (SELECT coalesce(jsonb_object_agg(code, n), '{{}}'::jsonb) FROM (
             SELECT coalesce(c.api_code::text, 'http_' || c.http_status::text, c.outcome) AS code, count(*) AS n
               FROM calls c WHERE c.day = days.day AND c.attempt > 0 GROUP BY 1) codes) AS codes
   FROM days
@@ -136,12 +131,28 @@ class LastRun:
 
 
 @dataclass(frozen=True)
+class QuarantineLine:
+    """A quarantined KOL as status names it: why, since when, and what it has lost for good."""
+
+    kol_id: str
+    since: date
+    last_outcome: str
+    last_code: int | None
+    last_message: str | None
+    lost_first: date | None = None
+    lost_last: date | None = None
+
+
+@dataclass(frozen=True)
 class Status:
     today: date
     yesterday: date
     partitions: list[PartitionStatus]
     last_run: LastRun | None = None
     problems: list[str] = field(default_factory=list)
+    quarantined: list[QuarantineLine] = field(default_factory=list)
+    billed_today: int = 0  # billed calls since midnight China time, all runs
+    daily_call_budget: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,8 +166,15 @@ class Status:
         return json.dumps(data, default=str, indent=2)
 
 
-def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> Status:
-    """The last `days` partitions ending at China-yesterday, and the most recent run."""
+def read_status(
+    engine: Engine,
+    *,
+    days: int = 7,
+    today: date | None = None,
+    daily_call_budget: int | None = None,
+    endpoint: Endpoint = Endpoint.LEGACY_V1,
+) -> Status:
+    """The last `days` partitions ending at China-yesterday, the most recent run, quarantine and today's spend."""
     if days < 1:
         raise ValueError(f"--days must be at least 1, not {days}")
     today = today or china_today()
@@ -190,7 +208,22 @@ def read_status(engine: Engine, *, days: int = 7, today: date | None = None) -> 
             f"yesterday ({newest.date}) is incomplete: {newest.kols_missing} of {newest.kols_expected} KOL(s) "
             f"missing ({named}); materialise partition {newest.date} to fetch them"
         )
-    return Status(today, end, partitions, _judged(engine, LastRun(**run), today) if run else None, problems)
+    in_quarantine = quarantined(engine)
+    lost = lost_for_good(engine, in_quarantine, oldest_reachable_date(today, endpoint))
+    lines = [
+        QuarantineLine(k, q.since, q.last_outcome, q.last_code, q.last_message, *lost.get(k, (None, None)))
+        for k, q in in_quarantine.items()
+    ]
+    return Status(
+        today,
+        end,
+        partitions,
+        _judged(engine, LastRun(**run), today) if run else None,
+        problems,
+        quarantined=lines,
+        billed_today=billed_since(engine, china_midnight(china_today())),
+        daily_call_budget=daily_call_budget,
+    )
 
 
 def _judged(engine: Engine, run: LastRun, today: date) -> LastRun:
@@ -200,9 +233,7 @@ def _judged(engine: Engine, run: LastRun, today: date) -> LastRun:
     last = min(run.partition_end, latest_served_date(today))
     if last < run.partition_start:
         return run
-    kols = active_kol_ids(engine)
-    flagged = flagged_kols(engine, kols)
-    missing = missing_dates(engine, [k for k in kols if k not in flagged], run.partition_start, last)
+    missing = lacking(engine, run.partition_start, last)
     oldest = oldest_reachable_date(today, _endpoint_of(engine, run.run_id))
     lost = sorted({d for days in missing.values() for d in days if d < oldest})
     recent = sum(1 for days in missing.values() if any(d >= oldest for d in days))
@@ -239,6 +270,14 @@ def format_table(status: Status) -> str:
             f"{run.calls_failed} failed, {run.calls_not_attempted} not attempted, {run.billed_calls} billed "
             f"-> {run.outcome}"
         )
+    budget = "no daily budget" if status.daily_call_budget is None else f"budget {status.daily_call_budget}"
+    lines.append(f"billed today (China time): {status.billed_today} call(s), {budget}")
+    if status.quarantined:
+        lines.append(f"quarantined: {len(status.quarantined)} KOL(s) (tried once a day; not holding partitions back)")
+    for q in status.quarantined:
+        code = "" if q.last_code is None else f" code {q.last_code}"
+        lost = f"; lost for good: {q.lost_first}..{q.lost_last}" if q.lost_first else ""
+        lines.append(f"  QUARANTINED {q.kol_id} since {q.since}: {q.last_outcome}{code}: {q.last_message}{lost}")
     lines.extend(f"PROBLEM: {p}" for p in status.problems)
     if status.ok:
         lines.append(f"OK: yesterday ({status.yesterday}) is complete")

@@ -17,7 +17,8 @@ from datetime import date
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import Endpoint
-from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, RunReport, run_range
+from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
+from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.engine import make_engine
 
 

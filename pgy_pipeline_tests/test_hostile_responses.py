@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from pgy_pipeline.model import Outcome, Series
-from pgy_pipeline.pipeline import RunReport, run_range
+from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.faults import HUGE_LIST_ITEMS
+from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.fixtures_sim import MakeClient
@@ -108,7 +109,7 @@ CASES: list[Hostile] = [
     _malformed("num 2^63 (beyond bigint)", "num_too_big"),
     Hostile("negative total fans", "num_negative", MALFORMED, 0, "json", series=Series.TOTAL_FANS),
     Hostile("negative new fans (accepted: unfollows)", "num_negative", OK, WINDOW, "json", series=Series.NEW_FANS),
-    Hostile("empty list with code 0 (accepted, nothing to load)", "empty_list", OK, 0, "json"),
+    Hostile("empty list with code 0 (billed, counts as the KOL failing)", "empty", Outcome.EMPTY, 0, "json"),
     Hostile("10,000-item list (accepted)", "huge_list", OK, HUGE_LIST_ITEMS, "json"),
     # --- JSON that Python reads and Postgres jsonb refuses, or that exhausts a parser ------------------------
     Hostile("fansNumIncRate `NaN` (0 fans at the window start; accepted, rate null)", "rate_nan", OK, WINDOW, "text"),

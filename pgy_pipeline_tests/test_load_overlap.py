@@ -9,8 +9,9 @@ import psycopg
 from sqlalchemy import Engine
 
 from pgy_pipeline.china_time import china_today
-from pgy_pipeline.pipeline import RunReport, run_range
+from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.load import LOAD_LOCK_KEY
 from pgy_pipeline_tests.fault_support import wait_until
 from pgy_pipeline_tests.pg import libpq_url

@@ -32,7 +32,7 @@ from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.faults import VALID_VARIANTS
 from pgy_pipeline.simulator.series import SeriesBook
-from pgy_pipeline.warehouse.runs import SeriesGap, series_gaps
+from pgy_pipeline.warehouse.completeness import SeriesGap, series_gaps
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
 
 pytestmark = [pytest.mark.slow]

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from pgy_pipeline.model import Endpoint, Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline.warehouse.runs import series_gaps
+from pgy_pipeline.warehouse.completeness import series_gaps
 from pgy_pipeline_tests.benchmarks.run import run as benchmark_run
 from pgy_pipeline_tests.pipeline_support import fetch_log_outcomes, stored, track
 from pgy_pipeline_tests.sim import client_for
@@ -94,8 +94,9 @@ def test_stop_condition_keeps_what_was_fetched_and_says_why(
     assert report.problems[0].startswith("The API stopped the run:")
     assert words in report.problems[0].lower()
     assert sim.token not in " ".join(report.problems)
-    assert report.calls_ok == 2  # the first KOL, both series, fetched before the stop
-    assert report.calls_not_attempted >= 2  # the third KOL was never asked for
+    # The lag probe (total fans of the first two KOLs) goes first: the first KOL's call is in, the second stops.
+    assert report.calls_ok == 1
+    assert report.calls_not_attempted >= 4  # the rest was never asked for
     rows = stored(engine, yesterday, yesterday)
     assert {k for k, _, _ in rows} == {kols[0]}
     assert fetch_log_outcomes(engine).get("stopped", 0) >= 1
@@ -105,7 +106,7 @@ def test_stop_condition_keeps_what_was_fetched_and_says_why(
     with client_for(sim) as client:
         resumed = run_range(engine, client, yesterday, yesterday, run_id="resume")
     assert resumed.problems == []
-    assert sim.billed_calls - billed == 4  # only the two KOLs not fetched before: no re-billing
+    assert sim.billed_calls - billed == 5  # only the five calls not fetched before: no re-billing
     assert len(stored(engine, yesterday, yesterday)) == 6
 
 
@@ -138,10 +139,10 @@ def test_unknown_kol_is_flagged_not_incomplete_and_failed_calls_fail_the_run(
     with client_for(sim) as client:
         report = run_range(engine, client, yesterday, yesterday, run_id="mixed")
     assert report.not_served.keys() == {kols[0]}
-    assert report.failed_calls_total == 2
+    assert report.failing == {kols[1]} and report.health.failing == {kols[1]: 1}
     assert {f.kol_id for f in report.failed_calls} == {kols[0], kols[1]}
     assert report.kols_complete == 1
-    assert "2 call(s) failed after retries" in report.problems[0]
+    assert "1 KOL(s) failed after retries" in report.problems[0]
     assert report.api_codes["201"] == 2 and report.api_codes["500"] == 4  # 2 attempts per failed call
 
     sim.clear_faults()

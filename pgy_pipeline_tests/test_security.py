@@ -27,8 +27,9 @@ from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.cli import main as cli_main
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import CallRequest, InvalidKolId, Series, TrendPoint, check_kol_id
-from pgy_pipeline.pipeline import RunReport, run_range
+from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.dbapi import psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols, import_kols
 from pgy_pipeline.warehouse.load import LoadRejected, _Loader, load_points

@@ -314,6 +314,8 @@ class TrendClient:
                 error = _describe(reply.status, code, message, envelope_error)
         malformed = reply.status is not None and 200 <= reply.status < 300 and envelope_error is not None
         outcome = Outcome.MALFORMED if malformed else _ATTEMPT_OUTCOME[action]
+        if outcome is Outcome.OK and trend is not None and not trend.points:
+            outcome, error = Outcome.EMPTY, "code 0 with an empty list: the API served no date at all"
         attempt = Attempt(
             attempt=number,
             outcome=outcome,

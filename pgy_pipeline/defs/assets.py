@@ -13,11 +13,15 @@ exactly the dates still lacking data (lost for good, not yet published, failed c
 with the run's sentence as the reason.
 
 When the newest date is merely not published yet, the step asks Dagster to retry it later
-(`RetryRequested`): the retry bills only the KOLs still lacking it, because every call whose window
-settled the range is skipped.
+(`RetryRequested`); each attempt first probes with at most two calls and fetches the rest only once the
+date is published (or on the last attempt, to land what is published), so a late morning bills a probe
+per retry rather than every KOL again. A run limited to some KOLs marks only the dates every expected
+KOL has, and none when other KOLs still lack them (the asset's output is optional for that reason).
+See docs/dagster.md and docs/completeness.md.
 """
 
 import os
+from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
@@ -32,13 +36,15 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.config import ConfigError
+from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
 from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, RunReport, run_range
+from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
+from pgy_pipeline.plan import date_range
+from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 API_POOL = "justone_api"
@@ -77,6 +83,12 @@ class TrendRunConfig(Config):
         default=_env_int("PGY_PUBLISH_LAG_WAIT_S", DEFAULT_LAG_WAIT_S),
         description="Seconds between those retries.",
     )
+    daily_call_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="Billed calls allowed per China day across all runs for this run (default: "
+        "PGY_DAILY_CALL_BUDGET; unset there too: no limit). The run stops before it would exceed it.",
+    )
 
 
 @asset(
@@ -84,13 +96,17 @@ class TrendRunConfig(Config):
     partitions_def=partitions_def,
     backfill_policy=BackfillPolicy.single_run(),
     # Every step that calls the API is in this concurrency pool; the production dagster.yaml limits it
-    # to one step at a time across all runs (see README "Deploying beyond one machine").
+    # to one step at a time across all runs (see docs/deployment.md).
     pool=API_POOL,
     freshness_policy=TREND_FRESHNESS,  # China-yesterday in by PGY_FRESHNESS_DEADLINE (default 09:00 China)
     kinds={"postgres", "python"},
+    # A run limited to some KOLs may find other KOLs still lacking its dates: it then marks only the complete
+    # dates (AssetMaterialization events) and none of the range, rather than claiming all of it.
+    output_required=False,
     description=(
         "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
-        "in pgy.kol_fans_trend. A partition is done when its date landed for every KOL the API serves."
+        "in pgy.kol_fans_trend. A partition is done when its date landed for every KOL the API serves that is "
+        "not quarantined."
     ),
 )
 def kol_fans_trend(
@@ -98,10 +114,13 @@ def kol_fans_trend(
     config: TrendRunConfig,
     trend_api: TrendApiResource,
     warehouse: WarehouseResource,
-) -> MaterializeResult[None]:
+) -> Iterator[MaterializeResult[None]]:
     start, end = window_dates(context.partition_time_window)
     client = trend_api.make_client()
+    retries = config.publish_lag_retries
     try:
+        settings = Settings.from_env()
+        budget = config.daily_call_budget if config.daily_call_budget is not None else settings.daily_call_budget
         with client, warehouse.engine() as engine:
             report = run_range(
                 engine,
@@ -112,46 +131,60 @@ def kol_fans_trend(
                 force=config.force,
                 kol_ids=config.kol_ids,
                 chunk_calls=config.chunk_calls,
+                final_attempt=context.retry_number >= retries,
+                daily_call_budget=budget,
+                quarantine_after_days=settings.quarantine_after_days,
             )
     except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
         # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
         raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     metadata = {**report_metadata(report), **concurrency_metadata(client.flow)}
     problems = report.problems
-    if not problems:
-        return MaterializeResult(metadata=metadata)
-    only_lag = bool(report.unpublished) and len(problems) == 1
-    if only_lag and context.retry_number < config.publish_lag_retries:
+    whole_range = len(report.complete_dates) == (end - start).days + 1
+    if not problems and whole_range:
+        yield MaterializeResult(metadata=metadata)
+        return
+    if report.retry_for_lag and context.retry_number < retries:
         context.log.warning(
-            f"{problems[0]} Retrying in {config.publish_lag_wait_s} s "
-            f"(retry {context.retry_number + 1} of {config.publish_lag_retries})."
+            f"{' '.join(problems)} Retrying in {config.publish_lag_wait_s} s "
+            f"(retry {context.retry_number + 1} of {retries}; each retry first probes with at most 2 calls)."
         )
-        raise RetryRequested(max_retries=config.publish_lag_retries, seconds_to_wait=config.publish_lag_wait_s)
-    if only_lag and config.publish_lag_retries:
+        raise RetryRequested(max_retries=retries, seconds_to_wait=config.publish_lag_wait_s)
+    if report.retry_for_lag and retries:
         problems = [
-            f"Still not published after {config.publish_lag_retries} retries {config.publish_lag_wait_s} s apart: "
-            + problems[0]
-        ]
-    _materialise_complete_dates(context, report)
-    if report.out_of_reach_missing and len(problems) == 1 and report.complete_dates:
-        # Only dates lost for good failed: the checks of the (materialised) reachable part run in a follow-up.
-        done = report.complete_dates
-        metadata[CHECKS_FOLLOWUP_KEY] = MetadataValue.text(f"{done[0]}..{done[-1]}")
+            (f"Still not published after {retries} retries {config.publish_lag_wait_s} s apart: {p}"
+             if p.startswith(f"{len(report.unpublished)} date(s)") and "not published" in p else p)
+            for p in problems
+        ]  # fmt: skip
+    _materialise_complete_dates(context, report, metadata)
+    if not problems:  # this run's KOLs are done; other KOLs still lack some of its dates
+        context.log.info(
+            "Every KOL of this run has its dates; partitions where other KOLs still lack data are left as they "
+            "were, not marked materialised (see missing_dates on the partitions that were)."
+        )
+        return
+    lost = set(report.out_of_reach_missing)
+    reachable = [d for d in date_range(start, min(end, report.plan.latest)) if d not in report.plan.out_of_reach]
+    if lost and len(problems) == 1 and reachable:
+        # Only dates lost for good failed: the checks of the reachable part run in a follow-up.
+        metadata[CHECKS_FOLLOWUP_KEY] = MetadataValue.text(f"{reachable[0]}..{reachable[-1]}")
     for extra in problems[1:]:
         context.log.error(extra)
     raise Failure(description=" ".join(problems), metadata=metadata, allow_retries=False)
 
 
-def _materialise_complete_dates(context: AssetExecutionContext, report: RunReport) -> None:
-    """Mark every complete date of a failing run's range materialised, so only the incomplete ones show Failed."""
+def _materialise_complete_dates(
+    context: AssetExecutionContext, report: RunReport, metadata: dict[str, MetadataValue]
+) -> None:
+    """Mark every complete date of the range materialised, so only the incomplete ones show Failed (or stay)."""
     done = report.complete_dates
     if not done:
         return
     note = MetadataValue.text(
-        f"complete in the warehouse; run {context.run.run_id} failed for other dates of "
-        f"{report.plan.start}..{report.plan.end} (see its failure)"
+        f"complete in the warehouse for every expected KOL; run {context.run.run_id} could not claim all of "
+        f"{report.plan.start}..{report.plan.end} (see the run)"
     )
     for day in done:
         context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=day.isoformat(),
-                                               metadata={"status": note}))  # fmt: skip
+                                               metadata={**metadata, "status": note}))  # fmt: skip
     context.log.info(f"{len(done)} complete partition(s) of the range marked materialised: {done[0]}..{done[-1]}")

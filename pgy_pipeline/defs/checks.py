@@ -1,8 +1,9 @@
-"""Asset checks on `kol_fans_trend`, each answered by SQL over the warehouse (pgy_pipeline.warehouse.runs).
+"""Asset checks on `kol_fans_trend`, each answered by SQL over the warehouse (warehouse/completeness.py).
 
-Severity is chosen by what a failure asks of the operator:
+Quarantined KOLs are not expected, so they hold back no check. Severity is chosen by what a failure asks of
+the operator:
 
-- completeness (ERROR): a partition whose date is missing for a KOL the API serves is not done; the
+- completeness (ERROR): a partition whose date is missing for an expected KOL is not done; the
   asset already refuses to materialise such a range, so a failure here means rows vanished afterwards.
 - gaps over the last 60 days (ERROR): a hole is still fillable by a backfill while the API serves that
   date (60 days on legacy_v1) and lost for good after; it needs action now, not a glance.
@@ -22,15 +23,8 @@ from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
-from pgy_pipeline.warehouse.runs import (
-    MAX_LISTED,
-    active_kol_ids,
-    flagged_kols,
-    inconsistencies,
-    missing_dates,
-    series_gaps,
-    stale_kols,
-)
+from pgy_pipeline.warehouse.completeness import expected_count, lacking, series_gaps, stale_kols
+from pgy_pipeline.warehouse.runs import MAX_LISTED, inconsistencies
 
 GAP_DAYS = 60
 FRESHNESS_DAYS = 2
@@ -49,20 +43,22 @@ def _listed(items: Sequence[object]) -> MetadataValue:
     return MetadataValue.json([str(i) for i in items[:MAX_LISTED]])
 
 
-@asset_check(asset=kol_fans_trend, description="Every date of the partition range landed for every KOL the API serves.")
+@asset_check(
+    asset=kol_fans_trend,
+    description="Every date of the partition range landed for every KOL the API serves that is not quarantined.",
+)
 def partition_completeness(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     start, end = _checked_range(context)
     with warehouse.engine() as engine:
-        kols = active_kol_ids(engine)
-        flagged = flagged_kols(engine, kols)
-        missing = missing_dates(engine, [k for k in kols if k not in flagged], start, end)
+        expected = expected_count(engine)
+        missing = lacking(engine, start, end)
     return AssetCheckResult(
         passed=not missing,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{len(missing)} of {len(kols) - len(flagged)} served KOL(s) lack dates in {start}..{end}",
+        description=f"{len(missing)} of {expected} expected KOL(s) lack dates in {start}..{end}",
         metadata={
             "range": MetadataValue.text(f"{start}..{end}"),
-            "kols_checked": MetadataValue.int(len(kols) - len(flagged)),
+            "kols_checked": MetadataValue.int(expected),
             "kols_incomplete": MetadataValue.int(len(missing)),
             "incomplete": MetadataValue.json(
                 {k: [str(d) for d in v[:10]] for k, v in list(missing.items())[:MAX_LISTED]}
@@ -71,7 +67,9 @@ def partition_completeness(context: AssetCheckExecutionContext, warehouse: Wareh
     )
 
 
-@asset_check(asset=kol_fans_trend, description=f"No missing dates inside any active KOL's series over {GAP_DAYS} days.")
+@asset_check(
+    asset=kol_fans_trend, description=f"No missing dates inside any expected KOL's series over {GAP_DAYS} days."
+)
 def no_gaps_60_days(warehouse: WarehouseResource) -> AssetCheckResult:
     as_of = latest_served_date(china_today())
     with warehouse.engine() as engine:
@@ -109,7 +107,9 @@ def total_vs_new_consistency(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=kol_fans_trend, description=f"Every active KOL's newest date is at most {FRESHNESS_DAYS} days old.")
+@asset_check(
+    asset=kol_fans_trend, description=f"Every expected KOL's newest date is at most {FRESHNESS_DAYS} days old."
+)
 def freshness(warehouse: WarehouseResource) -> AssetCheckResult:
     today = china_today()
     with warehouse.engine() as engine:
@@ -117,7 +117,7 @@ def freshness(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=not stale,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{len(stale)} active KOL(s) with no data newer than {today - timedelta(days=FRESHNESS_DAYS)}",
+        description=f"{len(stale)} expected KOL(s) with no data newer than {today - timedelta(days=FRESHNESS_DAYS)}",
         metadata={
             "kols_stale": MetadataValue.int(len(stale)),
             "stale": _listed([f"{k}: newest {d or 'never'}" for k, d in stale]),

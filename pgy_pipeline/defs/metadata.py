@@ -7,7 +7,7 @@ from datetime import date
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from pgy_pipeline.api.concurrency import ConcurrencyLimit
-from pgy_pipeline.pipeline import FailedCall, RunReport
+from pgy_pipeline.verdict import FailedCall, RunReport
 from pgy_pipeline.warehouse.runs import MAX_LISTED
 
 FAILED_KOLS_SCHEMA = TableSchema(
@@ -37,6 +37,20 @@ def _dates_md(per_kol: dict[str, list[date]], what: str) -> str:
         lines.append(f"| {kol_id} | {shown} |")
     if len(per_kol) > MAX_LISTED:
         lines.append(f"| … | {len(per_kol) - MAX_LISTED} more KOL(s) |")
+    return "\n".join(lines)
+
+
+def _quarantine_md(report: RunReport) -> str:
+    if not report.quarantined:
+        return "no KOL in quarantine"
+    lines = ["| kol_id | since | last answer | lost for good |", "|---|---|---|---|"]
+    for kol_id, q in list(report.quarantined.items())[:MAX_LISTED]:
+        code = "" if q.last_code is None else f"code {q.last_code}: "
+        lost = report.lost_in_quarantine.get(kol_id)
+        gone = f"{lost[0]}..{lost[1]} (quarantined)" if lost else "nothing yet"
+        lines.append(f"| {kol_id} | {q.since} | {q.last_outcome}, {code}{(q.last_message or '')[:120]} | {gone} |")
+    if len(report.quarantined) > MAX_LISTED:
+        lines.append(f"| … | {len(report.quarantined) - MAX_LISTED} more KOL(s) | | |")
     return "\n".join(lines)
 
 
@@ -74,6 +88,18 @@ def report_metadata(report: RunReport) -> dict[str, MetadataValue]:
         "dates_unpublished": MetadataValue.json([str(d) for d in report.unpublished]),
         "dates_out_of_reach": MetadataValue.json([str(d) for d in report.out_of_reach_missing]),
         "stop_reason": MetadataValue.text(report.stop.reason if report.stop else ""),
+        "systemic_rejection": MetadataValue.text(report.systemic.sentence if report.systemic else ""),
+        "kols_failing": MetadataValue.int(len(report.health.failing)),
+        "kols_quarantined": MetadataValue.int(len(report.quarantined)),
+        "kols_entered_quarantine": MetadataValue.json(report.health.entered[:MAX_LISTED]),
+        "kols_left_quarantine": MetadataValue.json(report.health.left[:MAX_LISTED]),
+        "kols_resting": MetadataValue.int(len(report.resting)),
+        "quarantine": MetadataValue.md(_quarantine_md(report)),
+        "lag_probe": MetadataValue.text(report.lag_probe or "not needed"),
+        "billed_today": MetadataValue.int(report.billed_today)
+        if report.billed_today is not None
+        else MetadataValue.text("not counted (no daily budget)"),
+        "daily_call_budget": MetadataValue.int(report.budget.limit) if report.budget else MetadataValue.text("none"),
         "load_seconds": MetadataValue.float(round(report.load_s, 3)),
     }
 

@@ -79,6 +79,9 @@ class _Injection:
     remaining: int | None  # None: every time
 
 
+EVERYONE = "*"  # the injection key that applies to every KOL (not a valid KOL id, so it never collides)
+
+
 class Simulator:
     """A local Just One API: deterministic series, settable today, latency, faults, billing counters."""
 
@@ -180,6 +183,13 @@ class Simulator:
         with self._lock:
             self._injections.setdefault(kol_id, []).append(_Injection(fault, series, times))
 
+    def inject_everyone(self, fault: str, times: int | None = None) -> None:
+        """Answer every request, for any KOL, with `fault` (`times` requests in all; None: until cleared).
+
+        A KOL's own injections come first; this is the gateway rejecting everything for a morning.
+        """
+        self.inject(EVERYONE, fault, times)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._injections.clear()
@@ -245,7 +255,7 @@ class Simulator:
 
     def _pick_fault(self, trend: TrendQuery) -> str | None:
         with self._lock:
-            for injection in self._injections.get(trend.kol_id, ()):
+            for injection in [*self._injections.get(trend.kol_id, []), *self._injections.get(EVERYONE, [])]:
                 if injection.series not in (None, trend.series) or injection.remaining == 0:
                     continue
                 if injection.remaining is not None:

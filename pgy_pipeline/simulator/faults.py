@@ -301,7 +301,7 @@ _MORE_ITEM_FAULTS: dict[str, Callable[[list[dict[str, Any]], FaultContext], None
     "num_missing": lambda items, ctx: items[-1].pop("num"),
     "date_slashes": lambda items, ctx: items[-1].update(dateKey=items[-1]["dateKey"].replace("-", "/")),
     "date_epoch_ms": lambda items, ctx: items[-1].update(dateKey=1772928000000),
-    "empty_list": lambda items, ctx: items.clear(),
+    "empty": lambda items, ctx: items.clear(),  # code 0, no date at all
     # Valid: unknown keys on every item (the client ignores what it does not know).
     "extra_item_fields": _items_plus({"dateKeyStr": "x", "rank": 7, "meta": {"src": "pgy"}}),
 }
@@ -400,6 +400,6 @@ def _echo_token_encoded(ctx: FaultContext) -> Reply:
 # Faults whose answer the client must accept as a normal success (valid variations of the envelope and list).
 VALID_VARIANTS = frozenset(
     {"code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"}
-    | {"extra_fields", "extra_item_fields", "huge_list", "empty_list"}
+    | {"extra_fields", "extra_item_fields", "huge_list"}
     | {name for name in _SPLICED if not name.startswith(("num_", "code_", "deep_"))}
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -180,3 +180,10 @@ def billed_calls_of_run(engine: Engine, run_id: str) -> int:
             text("SELECT count(*) FROM pgy.fetch_log WHERE run_id = :run_id AND billed"), {"run_id": run_id}
         )
     return int(count or 0)
+
+
+def billed_since(engine: Engine, since: datetime) -> int:
+    """Billed attempts recorded since `since` (the start of the China day, for the daily call budget)."""
+    sql = "SELECT count(*) FROM pgy.fetch_log WHERE billed AND fetched_at >= :since"
+    with engine.connect() as conn:
+        return int(conn.scalar(text(sql), {"since": since}) or 0)

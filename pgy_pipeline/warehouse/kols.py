@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from pgy_pipeline.model import CallResult, InvalidKolId, Outcome, check_kol_id
+from pgy_pipeline.model import InvalidKolId, check_kol_id
 
 
 @dataclass(frozen=True)
@@ -159,27 +159,14 @@ def import_kols(engine: Engine, path: Path, *, label: str | None = None) -> AddC
     return add_kols(engine, read_kol_file(path), label=label)
 
 
-_FLAG_CODES = {Outcome.NO_CONTENT: 201, Outcome.INVALID_PARAMS: 400}
-
-
-def flag_results(engine: Engine, results: Sequence[CallResult]) -> None:
-    """Keep `tracked_kol.last_error_*` current: set when the API says a KOL does not exist (201) or its id
-    is invalid (400), cleared by a later successful call.
+def flag_kols(engine: Engine, ok: Collection[str], flagged: Mapping[str, tuple[int, str]]) -> None:
+    """Keep `tracked_kol.last_error_*` current after a run: set for the KOLs the API said do not exist (201)
+    or have an invalid id (400), cleared for those a call succeeded for (and not flagged by another).
 
     Transient failures (retries exhausted, malformed bodies, stopped runs) say nothing about the KOL
-    itself, so they do not flag it; they show in the run's metadata and in `pgy.fetch_log` instead.
+    itself, so they do not flag it; repeated ones lead to quarantine (`warehouse/health.py`).
     """
-    flagged: dict[str, tuple[int, str]] = {}
-    ok: set[str] = set()
-    for r in results:
-        if r.outcome is Outcome.OK:
-            ok.add(r.kol_id)
-        elif r.outcome in _FLAG_CODES:
-            last = r.last
-            code = last.api_code if last and last.api_code is not None else _FLAG_CODES[r.outcome]
-            message = (last.api_message or last.error) if last else None
-            flagged[r.kol_id] = (code, f"{r.series.value}: {message or r.outcome.value}"[:500])
-    clear = sorted(ok - flagged.keys())
+    clear = sorted(set(ok) - flagged.keys())
     with engine.begin() as conn:
         if clear:
             conn.execute(
@@ -195,5 +182,5 @@ def flag_results(engine: Engine, results: Sequence[CallResult]) -> None:
                     "update pgy.tracked_kol set last_error_code = :code, last_error_message = :message, "
                     "last_error_at = clock_timestamp() where kol_id = :kol_id"
                 ),
-                [{"kol_id": k, "code": c, "message": m} for k, (c, m) in sorted(flagged.items())],
+                [{"kol_id": k, "code": c, "message": m[:500]} for k, (c, m) in sorted(flagged.items())],
             )

@@ -1,7 +1,7 @@
-"""The warehouse questions a run and its asset checks ask: who to fetch, what is already in hand, what is missing.
+"""Warehouse questions about tracked KOLs and stored rows that are not about completeness.
 
-Answers come from the warehouse itself (`kol_fans_trend`, `fetch_log`, `tracked_kol`), never from
-Dagster's event log, so a rerun, a CLI run and a UI backfill all agree on what "done" means.
+Who is tracked and flagged, how many rows a range holds, where new fans disagree with total fans, which
+KOLs were added since a sensor last looked. What counts as done lives in `warehouse/completeness.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.model import Outcome, Series
+from pgy_pipeline.model import Series
 
 MAX_LISTED = 50  # details listed per question; counts are always complete
 # Every series a row can have (the tables' CHECK constraints): naming them lets Postgres walk the key
@@ -31,43 +31,6 @@ def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[st
         return list(conn.scalars(text(sql + " order by kol_id"), params))
 
 
-def fetched_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> set[tuple[str, Series]]:
-    """(KOL, series) whose data for start..end is already in hand, so a rerun need not bill them again.
-
-    In hand means: every date of the range is stored, or recorded as not served (a successful window
-    covered it and the API left it out; calling again would not bring it), or the API said "no such
-    KOL" (201, billed) for a run over this very range.
-
-    Both tables are written by the load's own transaction, so a run killed (or cut off from Postgres)
-    inside the load leaves nothing that counts as in hand, and a row deleted afterwards is fetched again.
-    """
-    if not kol_ids:
-        return set()
-    sql = """
-        select kol_id, increase_type from (
-            select kol_id, increase_type from pgy.kol_fans_trend
-             where kol_id = any(:ids) and date_key between :start and :end
-            union all
-            select kol_id, increase_type from pgy.kol_fans_not_served
-             where kol_id = any(:ids) and date_key between :start and :end
-        ) settled
-         group by kol_id, increase_type having count(*) = :days
-        union
-        select kol_id, increase_type from pgy.fetch_log
-         where kol_id = any(:ids) and is_final and outcome = :no_content
-           and partition_start <= :start and partition_end >= :end
-    """
-    params = {
-        "ids": list(kol_ids),
-        "start": start,
-        "end": end,
-        "days": (end - start).days + 1,
-        "no_content": Outcome.NO_CONTENT.value,
-    }
-    with engine.connect() as conn:
-        return {(k, Series(s)) for k, s in conn.execute(text(sql), params)}
-
-
 def flagged_kols(engine: Engine, kol_ids: Sequence[str]) -> dict[str, tuple[int | None, str | None]]:
     """KOLs the API does not serve (flagged 201 no content / 400 invalid id) → (code, message)."""
     if not kol_ids:
@@ -80,80 +43,11 @@ def flagged_kols(engine: Engine, kol_ids: Sequence[str]) -> dict[str, tuple[int 
         return {k: (c, m) for k, c, m in conn.execute(text(sql), {"ids": list(kol_ids)})}
 
 
-def missing_dates(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> dict[str, list[date]]:
-    """Per KOL, the dates in start..end where a series is neither stored nor recorded as not served by the API.
-
-    KOLs with nothing missing are left out. A not-served date (pgy.kol_fans_not_served) is settled: asking
-    the API again would not bring it, so it never makes a partition incomplete.
-    """
-    if not kol_ids or end < start:
-        return {}
-    sql = """
-        select k.kol_id, d.day::date
-          from unnest(cast(:ids as text[])) as k(kol_id)
-         cross join generate_series(cast(:start as date), cast(:end as date), interval '1 day') as d(day)
-         where (select count(*) from pgy.kol_fans_trend t where t.kol_id = k.kol_id and t.date_key = d.day::date)
-             + (select count(*) from pgy.kol_fans_not_served n where n.kol_id = k.kol_id and n.date_key = d.day::date)
-               < 2
-         order by k.kol_id, d.day
-    """
-    out: dict[str, list[date]] = {}
-    with engine.connect() as conn:
-        for kol_id, day in conn.execute(text(sql), {"ids": list(kol_ids), "start": start, "end": end}):
-            out.setdefault(kol_id, []).append(day)
-    return out
-
-
 def stored_rows(engine: Engine, start: date, end: date) -> int:
     """Rows in pgy.kol_fans_trend for dates start..end (every KOL, both series): what the partitions hold."""
     with engine.connect() as conn:
         sql = "select count(*) from pgy.kol_fans_trend where date_key between :start and :end"
         return int(conn.scalar(text(sql), {"start": start, "end": end}) or 0)
-
-
-@dataclass(frozen=True)
-class SeriesGap:
-    """Dates missing inside one KOL series' stored span (a hole, not staleness)."""
-
-    kol_id: str
-    increase_type: str
-    missing: int
-    first_missing: date
-
-
-def series_gaps(engine: Engine, as_of: date, days: int = 60) -> list[SeriesGap]:
-    """Holes in each active KOL's series over the `days` days ending `as_of`.
-
-    A hole is a date missing between the first and last date the series has in that span; a series
-    that merely stops early is the freshness check's business, not this one's. A date the API covered
-    but does not serve (pgy.kol_fans_not_served) is settled, not a hole: no backfill would fill it.
-    """
-    # A series has a hole exactly when its span (first..last settled date) is longer than its settled
-    # dates; that is one aggregate per series. Only such series (normally none) are walked date by date.
-    sql = """
-        with settled as (
-            select kol_id, increase_type, date_key from pgy.kol_fans_trend where date_key between :lo and :hi
-            union all
-            select kol_id, increase_type, date_key from pgy.kol_fans_not_served where date_key between :lo and :hi
-        ),
-        holed as (
-            select s.kol_id, s.increase_type
-              from settled s join pgy.tracked_kol k on k.kol_id = s.kol_id and k.active
-             group by s.kol_id, s.increase_type
-            having max(s.date_key) - min(s.date_key) + 1 <> count(*)
-        ),
-        t as (
-            select s.kol_id, s.increase_type, s.date_key,
-                   lead(s.date_key) over (partition by s.kol_id, s.increase_type order by s.date_key) as next_key
-              from settled s join holed h on h.kol_id = s.kol_id and h.increase_type = s.increase_type
-        )
-        select kol_id, increase_type, sum(next_key - date_key - 1)::int, min(date_key + 1)
-          from t where next_key - date_key > 1
-         group by kol_id, increase_type order by kol_id, increase_type
-    """
-    params = {"lo": as_of - timedelta(days=days - 1), "hi": as_of}
-    with engine.connect() as conn:
-        return [SeriesGap(*row) for row in conn.execute(text(sql), params)]
 
 
 @dataclass(frozen=True)
@@ -207,35 +101,6 @@ def inconsistencies(engine: Engine, as_of: date, days: int = 60) -> tuple[int, i
             for e in examples
         ],
     )
-
-
-def stale_kols(engine: Engine, as_of: date, max_age_days: int = 2) -> list[tuple[str, date | None]]:
-    """Active, unflagged KOLs whose newest settled date is older than `as_of - max_age_days` (or who have none).
-
-    Settled: stored, or covered by a successful window that did not contain it (not served): a KOL the
-    API answers for every day is being fetched, whatever the platform has for it.
-    """
-    # Newest date per (KOL, series) is one backward index probe on the key; no history is read.
-    sql = f"""
-        select k.kol_id, newest.day
-          from pgy.tracked_kol k
-         cross join lateral (
-                select max(d) as day from unnest(array{SERIES_SQL.replace("(", "[").replace(")", "]")}) as s(series)
-                 cross join lateral (values
-                     ((select t.date_key from pgy.kol_fans_trend t
-                        where t.kol_id = k.kol_id and t.increase_type = s.series
-                        order by t.date_key desc limit 1)),
-                     ((select n.date_key from pgy.kol_fans_not_served n
-                        where n.kol_id = k.kol_id and n.increase_type = s.series
-                        order by n.date_key desc limit 1))
-                 ) as v(d)
-         ) as newest
-         where k.active and k.last_error_at is null
-           and (newest.day is null or newest.day < :oldest)
-         order by k.kol_id
-    """
-    with engine.connect() as conn:
-        return [(k, d) for k, d in conn.execute(text(sql), {"oldest": as_of - timedelta(days=max_age_days)})]
 
 
 def kols_added_since(engine: Engine, since: str | None) -> tuple[list[str], str | None]:
