@@ -1,6 +1,7 @@
-"""Alert sensors: a failed run, a failed ERROR-severity asset check, or a missed freshness deadline → one chat message.
+"""Alert sensors: a failed run, a failed ERROR-severity asset check, a missed freshness deadline, or KOLs entering
+or leaving quarantine → one chat message.
 
-Two sensors, both evaluated by the Dagster daemon:
+Three sensors, all evaluated by the Dagster daemon:
 
 - `pgy_alert_on_run_failure` (Dagster's run-failure sensor, every job of this code location: the daily
   schedule, UI backfills, the new-KOL sensor's runs, the anomaly runs): partition range from the run's
@@ -9,8 +10,10 @@ Two sensors, both evaluated by the Dagster daemon:
 - `pgy_alert_on_check_or_freshness`: reads the event log after its cursor for asset check evaluations
   (alerting on failed ERROR-severity ones) and freshness state changes (alerting when one turns FAIL).
   Its first tick starts at the newest event, like Dagster's run-status sensors: history is not replayed.
+- `pgy_alert_on_quarantine`: reads pgy.kol_quarantine_event after its cursor: one message for the KOLs
+  that entered quarantine and one for those that left, per tick.
 
-Both run when PGY_ALERT_WEBHOOK_URL is set where the definitions load and are stopped otherwise (off
+All run when PGY_ALERT_WEBHOOK_URL is set where the definitions load and are stopped otherwise (off
 unless configured). Sending never raises: a webhook that fails is logged in the tick and the sensor
 carries on, so no run ever fails because the chat is down.
 """
@@ -47,12 +50,14 @@ from pgy_pipeline.defs.partitions import partitions_def, tagged_range
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.fetch_log import billed_calls_of_run
+from pgy_pipeline.warehouse.health import QuarantineEvent, events_after, newest_event_id
 
 log = logging.getLogger(__name__)
 
 OFF = "alerts are off: set PGY_ALERT_WEBHOOK_URL and PGY_ALERT_WEBHOOK_KIND where Dagster runs"
 _STATUS = DefaultSensorStatus.RUNNING if os.environ.get("PGY_ALERT_WEBHOOK_URL") else DefaultSensorStatus.STOPPED
 EVENTS_PER_TICK = 200
+QUARANTINE_NAMED = 10  # KOL ids named in one quarantine message; the count is always complete
 
 
 class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -220,7 +225,60 @@ def check_and_freshness_alert(
     return SkipReason(f"{len(alerts_due)} alert(s), {delivered} delivered")
 
 
-alert_sensors = [run_failure_alert, check_and_freshness_alert]
+def _quarantine_alert(settings: AlertSettings, kind: str, events: list[QuarantineEvent]) -> Alert:
+    named = ", ".join(e.kol_id for e in events[:QUARANTINE_NAMED]) + (" …" if len(events) > QUARANTINE_NAMED else "")
+    days = sorted({e.on_date for e in events})
+    span = str(days[0]) if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    if kind == "entered":
+        why = "; ".join(sorted({f"code {e.code}: {e.message}" if e.code is not None else str(e.message)
+                                for e in events}))[:300]  # fmt: skip
+        reason = (
+            f"{len(events)} KOL(s) quarantined after failing on consecutive partition dates: {named} ({why}). They "
+            "no longer hold back partitions, checks or anomalies; each daily run tries them once. "
+            "`pgy-pipeline status` lists them."
+        )
+    else:
+        reason = f"{len(events)} KOL(s) answered with data again and left quarantine: {named}; their gap is fetched."
+    return Alert(
+        event="KOL quarantined" if kind == "entered" else "KOL out of quarantine",
+        subject="kol_fans_trend",
+        partitions=span,
+        reason=reason,
+        billed_calls=None,
+        link=settings.asset_url("kol_fans_trend"),
+    )
+
+
+@sensor(
+    name="pgy_alert_on_quarantine",
+    default_status=_STATUS,
+    minimum_interval_seconds=60,
+    description="One chat message when KOLs enter quarantine and one when they leave it (pgy.kol_quarantine_event).",
+)
+def quarantine_alert(
+    context: SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
+) -> SkipReason:
+    settings = alerts.settings()
+    if settings is None:
+        return SkipReason(OFF)
+    with warehouse.engine() as engine:
+        if context.cursor is None:  # first tick: start after the newest event, history is not replayed
+            context.update_cursor(str(newest_event_id(engine)))
+            return SkipReason("starting after the newest quarantine event")
+        events = events_after(engine, int(context.cursor))
+    if not events:
+        return SkipReason("no KOL entered or left quarantine")
+    context.update_cursor(str(events[-1].id))  # advance first: a chat outage must not replay events forever
+    due = [
+        _quarantine_alert(settings, kind, [e for e in events if e.event == kind])
+        for kind in ("entered", "left")
+        if any(e.event == kind for e in events)
+    ]
+    delivered = sum(_send(settings, alert) for alert in due)
+    return SkipReason(f"{len(events)} quarantine event(s) in {len(due)} alert(s), {delivered} delivered")
+
+
+alert_sensors = [run_failure_alert, check_and_freshness_alert, quarantine_alert]
 
 # What the defs folder loader takes from this module: the sensors, and the resource they need bound.
 defs = Definitions(sensors=alert_sensors, resources={"alerts": AlertsResource()})

@@ -1,8 +1,8 @@
 """KOL health: failing streaks counted in partition dates, quarantine, and the way back.
 
 A KOL fails at partition date P when a run whose range ends at P got a failing answer for it (retries
-exhausted, an undocumented code, a malformed body, a success with no data). It is then `P - newest settled
-date` days behind (or, with nothing settled yet, the length of its failing streak); at the threshold
+exhausted, an undocumented code, a malformed body, a success with no data). It is then behind by the longer
+of its failing streak (partition dates since its first failure) and `P - newest settled date`; at the threshold
 (PGY_QUARANTINE_AFTER_DAYS) it is quarantined: it no longer counts as expected (warehouse/completeness.py),
 each daily run tries it once with the largest window, and its first answer with data ends the quarantine.
 Every entry and exit is appended to `pgy.kol_quarantine_event` for the chat alert. See docs/completeness.md.
@@ -127,13 +127,17 @@ def apply_run(
             ).one()  # fmt: skip
             failing_since, already = row
             newest = behind_from.get(kol_id)
-            days = max(1, (on - newest).days if newest is not None else (on - failing_since).days + 1)
+            # Behind by the longer of its failing streak and the distance to its newest settled date: a replayed
+            # week counts its days one by one, a backfill ending far past the KOL's data counts them all at once.
+            days = max((on - failing_since).days + 1, (on - newest).days if newest is not None else 0)
             enters = already is None and days >= after_days
             conn.execute(
                 text(
                     "UPDATE pgy.kol_health SET failing_days = :days, "
                     "quarantined_since = CASE WHEN :enters THEN CAST(:on AS date) ELSE quarantined_since END, "
-                    "quarantined_at = CASE WHEN :enters THEN now() ELSE quarantined_at END WHERE kol_id = :kol"
+                    "quarantined_at = CASE WHEN :enters THEN now() ELSE quarantined_at END, "
+                    "last_tried_on = CASE WHEN :enters THEN CAST(:on AS date) ELSE last_tried_on END "
+                    "WHERE kol_id = :kol"
                 ),
                 {"days": days, "enters": enters, "on": on, "kol": kol_id},
             )
@@ -173,7 +177,13 @@ class QuarantineEvent:
     message: str | None
 
 
-def events_after(engine: Engine, last_id: int, limit: int = 200) -> list[QuarantineEvent]:
+def newest_event_id(engine: Engine) -> int:
+    """The id of the newest quarantine event (0 when none): where a new alert cursor starts."""
+    with engine.connect() as conn:
+        return int(conn.scalar(text("SELECT coalesce(max(id), 0) FROM pgy.kol_quarantine_event")) or 0)
+
+
+def events_after(engine: Engine, last_id: int, limit: int = 500) -> list[QuarantineEvent]:
     """Quarantine events with an id above `last_id`, oldest first (the alert sensor's cursor)."""
     sql = (
         "SELECT id, kol_id, event, on_date, at, code, message FROM pgy.kol_quarantine_event "
