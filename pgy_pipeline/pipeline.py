@@ -24,7 +24,7 @@ from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.budget import CallBudget
 from pgy_pipeline.china_time import china_midnight, china_today, latest_served_date
 from pgy_pipeline.fetch import FetchStream, fetch_iter
-from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series
+from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series, StopRun
 from pgy_pipeline.plan import Plan, date_range, make_plan, oldest_reachable_date, reachable_range
 from pgy_pipeline.tally import KolTally
 from pgy_pipeline.verdict import FailedCall, RunReport
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_CALLS = 1000
 DEFAULT_QUARANTINE_AFTER_DAYS = 3
 PROBE_CALLS = 2  # billed calls a lag probe may cost: one series of two KOLs
+BREAKER_EVERY = 10  # KOLs tried between two looks at whether the run is being rejected as a whole
 
 
 def _code_key(attempt: Attempt) -> str:
@@ -61,8 +62,8 @@ class _Loader:
     most one chunk is loading; a failed load raises at the next result, as a serial load would.
     """
 
-    def __init__(self, report: RunReport, engine: Engine, chunk_calls: int) -> None:
-        self.report, self.engine, self.chunk_calls = report, engine, chunk_calls
+    def __init__(self, report: RunReport, engine: Engine, client: TrendClient, chunk_calls: int) -> None:
+        self.report, self.engine, self.client, self.chunk_calls = report, engine, client, chunk_calls
         self.tally = KolTally()
         self._chunk: list[CallResult] = []
         self._absorber = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb")
@@ -76,12 +77,21 @@ class _Loader:
                 self._loading.result()
                 self._loading = None
             self.tally.add(result)
+            if not self.report.breaker and len(self.tally.tried) % BREAKER_EVERY == 0:
+                self._maybe_break()
             self._chunk.append(result)
             if len(seen) < PROBE_CALLS:
                 seen.append(result)
             if len(self._chunk) >= self.chunk_calls:
                 self._submit()
         return seen
+
+    def _maybe_break(self) -> None:
+        rejected = self.tally.breaker()
+        if rejected is not None:
+            self.report.breaker = True
+            log.error("run %s: stopping early: %s", self.report.run_id, rejected.sentence)
+            self.client.halt(StopRun(rejected.sentence))
 
     def _submit(self) -> None:
         if self._loading is not None:
@@ -199,7 +209,7 @@ def run_range(
         "window %d days",
         run_id, start, end, len(to_fetch), len(plan.requests), plan.skipped, len(rest), plan.window_days,
     )  # fmt: skip
-    loader = _Loader(report, engine, chunk_calls)
+    loader = _Loader(report, engine, client, chunk_calls)
     streams: list[FetchStream] = []
     try:
         requests: Iterable[CallRequest] = plan.requests

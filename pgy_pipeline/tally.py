@@ -3,8 +3,8 @@ are really the KOLs' or one rejection of the whole request (a systemic rejection
 
 When the same non-success answer (an API code such as 400 or 201, an HTTP status, a malformed or empty
 body) comes back for most of a run's KOLs, it is the request, the gateway or the API that is broken, not
-the KOLs: the run fails naming the answer, and no KOL is flagged or quarantined for it. See
-docs/completeness.md.
+the KOLs: the run fails naming the answer, and no KOL is flagged or quarantined for it. When it is clear
+early (90 % of the first 100 KOLs), the run stops calling rather than bill the rest. See docs/completeness.md.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from pgy_pipeline.model import CallResult, Outcome
 
 SYSTEMIC_MIN_KOLS = 5  # fewer KOLs than this sharing an answer is a coincidence, whatever the share
 SYSTEMIC_SHARE = 0.5  # more than half of the KOLs that got an answer got this same one
+# While a run is still going: after this many KOLs, this share with one answer stops it (201s are billed).
+BREAKER_MIN_KOLS = 100
+BREAKER_SHARE = 0.9
 
 _FLAGGING = {Outcome.NO_CONTENT: 201, Outcome.INVALID_PARAMS: 400}  # the API says the KOL is not served
 _FAILING = frozenset({Outcome.FAILED, Outcome.MALFORMED, Outcome.EMPTY})  # the KOL's calls keep failing
@@ -97,11 +100,15 @@ class KolTally:
         """KOLs whose every answered call brought data: they leave any failing streak or quarantine."""
         return self.with_data - self.failing.keys() - self.flagged.keys()
 
-    def systemic(self) -> Systemic | None:
+    def systemic(self, *, min_kols: int = SYSTEMIC_MIN_KOLS, share: float = SYSTEMIC_SHARE) -> Systemic | None:
         """The answer most KOLs got, when it is one rejection of the run rather than KOL trouble."""
-        if not self._by_answer:
+        if not self._by_answer or len(self.tried) < min_kols:
             return None
         answer, kols = max(self._by_answer.items(), key=lambda item: len(item[1]))
-        if len(kols) >= SYSTEMIC_MIN_KOLS and len(kols) > SYSTEMIC_SHARE * len(self.tried):
+        if len(kols) >= SYSTEMIC_MIN_KOLS and len(kols) > share * len(self.tried):
             return Systemic(answer, self._messages[answer], len(kols), len(self.tried))
         return None
+
+    def breaker(self) -> Systemic | None:
+        """A rejection so clear, while the run is still going, that it should stop calling (and billing)."""
+        return self.systemic(min_kols=BREAKER_MIN_KOLS, share=BREAKER_SHARE)

@@ -60,6 +60,7 @@ class RunReport:
     lost_in_quarantine: dict[str, tuple[date, date]] = field(default_factory=dict)  # KOL → dates lost for good
     resting: list[str] = field(default_factory=list)  # quarantined, already tried for this partition date
     lag_probe: str = ""  # "", "published", "not published", "inconclusive"
+    breaker: bool = False  # the run stopped itself because most KOLs got the same rejection
     budget: CallBudget | None = None
     load_s: float = 0.0  # seconds spent recording calls and loading rows (the rest of a run is mostly waiting)
 
@@ -119,13 +120,19 @@ class RunReport:
         """One sentence per reason this run must not count as done; empty when the range is complete."""
         out: list[str] = []
         p = self.plan
-        if self.stop is not None:
+        if self.stop is not None and not self.breaker:
             out.append(
                 f"The API stopped the run: {self.stop.reason} ({self.calls_not_attempted} call(s) not attempted; "
                 f"the {self.calls_ok} successful call(s) were loaded and will not be billed again on rerun)."
             )
         if self.systemic is not None:
-            out.append(self.systemic.sentence)
+            stopped = (
+                f" The run stopped calling after {self.calls_ok + self.calls_failed} call(s) to bill no more; "
+                f"{self.calls_not_attempted} were not attempted."
+                if self.breaker
+                else ""
+            )
+            out.append(self.systemic.sentence + stopped)
         if self.budget_spent and self.budget is not None:
             out.append(
                 f"The daily call budget of {self.budget.limit} billed call(s) is spent: {self.billed_today} billed "

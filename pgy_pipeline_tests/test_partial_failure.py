@@ -258,3 +258,18 @@ def test_completeness_counts_dates_not_timestamps_under_a_time_zone_whose_clocks
         assert {p.date: p.kols_missing for p in status.partitions}[gap] == 1
     finally:
         santiago.dispose()
+
+
+def test_a_rejection_of_everyone_stops_the_run_early_instead_of_billing_every_kol(
+    engine: Engine, sim: Simulator, yesterday: date
+) -> None:
+    kols = track(engine, 300)
+    sim.inject_everyone("code_201")  # billed: every call of a 10,000-KOL morning would cost money
+    with client_for(sim) as client:
+        report = run_range(engine, client, yesterday, yesterday, run_id="rejected")
+    assert report.breaker and report.systemic is not None
+    assert sim.billed_calls < 300  # stopped once 90 % of the first 100 KOLs got it, not after all 600 calls
+    (sentence,) = report.problems
+    assert sentence.startswith("The API rejected the run, not the KOLs: code 201 (No Content)")
+    assert "The run stopped calling after" in sentence
+    assert flagged_kols(engine, kols) == {}

@@ -187,6 +187,10 @@ class TrendClient:
                 log.error("stopping the run: %s", stop.reason)
         self._stop_event.set()
 
+    def halt(self, stop: StopRun) -> None:
+        """Stop the run from outside (the caller judged every further call useless): like a stop code."""
+        self._record_stop(stop)
+
     def not_attempted(self, request: CallRequest) -> CallResult:
         """The result of a call never sent because the run stopped first."""
         return build_result(self.endpoint, request, Outcome.NOT_ATTEMPTED, ())
