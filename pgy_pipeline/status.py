@@ -70,12 +70,15 @@ SELECT f.run_id,
        max(f.partition_end) AS partition_end,
        count(*) FILTER (WHERE f.is_final) AS calls,
        count(*) FILTER (WHERE f.is_final AND f.outcome = 'ok') AS calls_ok,
-       count(*) FILTER (WHERE f.is_final AND f.outcome <> ALL(:not_failed)) AS calls_failed,
+       count(*) FILTER (WHERE f.is_final AND f.outcome <> ALL(:not_failed) AND q.kol_id IS NULL) AS calls_failed,
+       count(*) FILTER (WHERE f.is_final AND f.outcome <> ALL(:not_failed) AND q.kol_id IS NOT NULL)
+           AS calls_failed_quarantined,
        count(*) FILTER (WHERE f.is_final AND f.outcome = 'not_attempted') AS calls_not_attempted,
        count(*) FILTER (WHERE f.billed) AS billed_calls,
        max(f.api_code) FILTER (WHERE f.outcome = 'stopped') AS stop_code,
        max(coalesce(f.api_message, f.error)) FILTER (WHERE f.outcome = 'stopped') AS stop_message
   FROM pgy.fetch_log f JOIN last USING (run_id)
+  LEFT JOIN pgy.kol_quarantine q USING (kol_id)
  GROUP BY f.run_id
 """
 
@@ -108,7 +111,8 @@ class LastRun:
     partition_end: date | None
     calls: int
     calls_ok: int
-    calls_failed: int
+    calls_failed: int  # of KOLs not in quarantine now
+    calls_failed_quarantined: int  # of KOLs in quarantine now: expected, they are tried once a day
     calls_not_attempted: int
     billed_calls: int
     stop_code: int | None
@@ -267,7 +271,8 @@ def format_table(status: Status) -> str:
         lines.append(
             f"last run: {run.run_id} at {run.finished_at:%Y-%m-%d %H:%M:%S %Z} over partitions "
             f"{run.partition_start}..{run.partition_end}: {run.calls} call(s), {run.calls_ok} ok, "
-            f"{run.calls_failed} failed, {run.calls_not_attempted} not attempted, {run.billed_calls} billed "
+            f"{run.calls_failed} failed (+{run.calls_failed_quarantined} of quarantined KOLs), "
+            f"{run.calls_not_attempted} not attempted, {run.billed_calls} billed "
             f"-> {run.outcome}"
         )
     budget = "no daily budget" if status.daily_call_budget is None else f"budget {status.daily_call_budget}"

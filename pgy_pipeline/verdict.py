@@ -70,7 +70,9 @@ class RunReport:
 
     @property
     def kols_complete(self) -> int:
-        return self.kols_requested - len(self.not_served) - len(self.missing) - len(self.quarantined)
+        """KOLs of this run that are expected and have every date of the range."""
+        out = {*self.not_served, *self.missing, *self.quarantined}
+        return sum(1 for k in self.plan.kol_ids if k not in out)
 
     @property
     def rows_written(self) -> int:
@@ -157,7 +159,8 @@ class RunReport:
             out.append(
                 f"{len(failing)} KOL(s) failed after retries (see failed_kols), up to {worst} partition date(s) "
                 f"behind; a KOL is quarantined (and no longer holds the run back) at "
-                f"{self.quarantine_after_days}. Rerun the partition to retry only those."
+                f"{self.quarantine_after_days}. Rerun the partition to retry only those; successful calls are not "
+                "billed again."
             )
         lagging = self.unpublished
         if lagging:

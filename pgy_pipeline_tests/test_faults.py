@@ -280,7 +280,8 @@ def test_api_going_away_mid_run_fails_calls_then_rerun_bills_only_those(engine: 
         assert report.stop is None  # connection errors are transient: retried, then failed, never "stopped"
         assert (report.calls_ok, report.calls_failed, report.calls_not_attempted) == (8, 8, 0)
         assert report.problems == [
-            "8 call(s) failed after retries (see failed_kols); rerun the partition to retry only those, "
+            "4 KOL(s) failed after retries (see failed_kols), up to 1 partition date(s) behind; a KOL is "
+            "quarantined (and no longer holds the run back) at 3. Rerun the partition to retry only those; "
             "successful calls are not billed again."
         ]
         with engine.connect() as conn:
