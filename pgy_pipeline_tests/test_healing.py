@@ -21,7 +21,7 @@ from dagster import (
     build_sensor_context,
     materialize,
 )
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs import sensors
@@ -32,6 +32,8 @@ from pgy_pipeline.defs.schedules import HEALING_FALLBACK_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.completeness import oldest_lacking
+from pgy_pipeline.warehouse.engine import normalize_url
+from pgy_pipeline.warehouse.kols import remove_kols
 from pgy_pipeline_tests.pipeline_support import (
     dagster_resources,
     disposed_after,
@@ -224,3 +226,47 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
 def test_the_wait_between_backfill_attempts_doubles_from_ten_minutes_to_six_hours() -> None:
     assert [sensors.retry_wait_s(a) // 60 for a in range(1, 9)] == [10, 20, 40, 80, 160, 320, 360, 360]
     assert sensors.retry_wait_s(1000) == 6 * 3600
+
+
+def test_oldest_lacking_counts_stored_and_not_served_dates_of_served_kols_only_under_any_time_zone(
+    engine: Engine, database_url: str
+) -> None:
+    served, young, flagged, removed = track(engine, 4)
+    # In America/Santiago the clocks jump from 00:00 to 01:00 on 6 September 2026: a date series computed in
+    # timestamptz there drops 7 September, the very date one KOL lacks.
+    first, last = date(2026, 9, 1), date(2026, 9, 7)
+    days = [first + timedelta(days=i) for i in range(7)]
+    rows = [(k, d, s) for k in (served, young) for d in days for s in ("total_fans", "new_fans")]
+    rows.remove((served, last, "new_fans"))  # one series of the newest date not in yet
+    not_served = [(young, first + timedelta(days=2), s) for s in ("total_fans", "new_fans")]  # a hole the API left
+    for row in not_served:
+        rows.remove(row)
+    with engine.begin() as conn:
+        conn.execute(
+            text("insert into pgy.kol_fans_trend (kol_id, date_key, increase_type, num) values (:k, :d, :s, 1)"),
+            [{"k": k, "d": d, "s": s} for k, d, s in rows],
+        )
+        conn.execute(
+            text("insert into pgy.kol_fans_not_served (kol_id, date_key, increase_type, fetch_log_id) "
+                 "values (:k, :d, :s, 0)"),
+            [{"k": k, "d": d, "s": s} for k, d, s in not_served],
+        )  # fmt: skip
+        # The API rejected one id (201): flagged, it is not expected to have any date.
+        conn.execute(text("update pgy.tracked_kol set last_error_at = now() where kol_id = :k"), {"k": flagged})
+    remove_kols(engine, [removed])  # no longer tracked: not expected either
+
+    santiago = create_engine(normalize_url(database_url), connect_args={"options": "-c TimeZone=America/Santiago"})
+    try:
+        assert oldest_lacking(santiago, first, last) == last
+        assert oldest_lacking(santiago, first, last - timedelta(days=1)) is None  # a not-served date is settled
+        assert oldest_lacking(santiago, last, first) is None
+        with santiago.begin() as conn:  # a hole inside the range is found, not only a missing tail
+            conn.execute(
+                text(
+                    "delete from pgy.kol_fans_trend where kol_id = :k and date_key = :d and increase_type = 'new_fans'"
+                ),
+                {"k": young, "d": first + timedelta(days=4)},
+            )
+        assert oldest_lacking(santiago, first, last) == first + timedelta(days=4)
+    finally:
+        santiago.dispose()
