@@ -29,7 +29,7 @@ from sqlalchemy import Engine, text
 
 from pgy_pipeline.china_time import CHINA_TZ, china_today
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pgy_pipeline.defs.resources import TrendApiResource
+from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.defs.sensors import checks_followup_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
@@ -255,14 +255,14 @@ def local_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
         yield inst
 
 
-def _tick(instance: DagsterInstance, today: date) -> Any:
+def _tick(instance: DagsterInstance, today: date, database_url: str) -> Any:
     at = datetime.combine(today, clock(6, 30), tzinfo=CHINA_TZ)
     from pgy_pipeline.definitions import defs  # the schedule as the daemon loads it, with its repository
 
+    resources = {"trend_api": TrendApiResource(), "warehouse": WarehouseResource(database_url=database_url)}
     context = build_schedule_context(
-        instance=instance, scheduled_execution_time=at, resources={"trend_api": TrendApiResource()},
-        repository_def=defs.get_repository_def(),
-    )  # fmt: skip
+        instance=instance, scheduled_execution_time=at, resources=resources, repository_def=defs.get_repository_def()
+    )
     (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
     return request
 
@@ -281,7 +281,7 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     sim.set_today(None)
     sim.reset_counters()
 
-    request = _tick(local_instance, today)
+    request = _tick(local_instance, today, database_url)
     start = date.fromisoformat(request.tags[RANGE_START_TAG])
     end = date.fromisoformat(request.tags[RANGE_END_TAG])
     assert (start, end) == (yesterday - timedelta(days=3), yesterday)  # yesterday and the three missed days
@@ -292,7 +292,7 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     assert read_status(engine, days=10, today=today).ok
 
     # Healed: the same morning's tick evaluated again asks for yesterday alone.
-    assert _tick(local_instance, today).partition_key == yesterday.isoformat()
+    assert _tick(local_instance, today, database_url).partition_key == yesterday.isoformat()
 
 
 def test_schedule_heals_a_failed_partition_inside_its_window(
@@ -312,7 +312,7 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     sim.clear_faults()
     sim.reset_counters()
 
-    request = _tick(local_instance, today)  # and the daemon was down since: one tick catches up
+    request = _tick(local_instance, today, database_url)  # and the daemon was down since: one tick catches up
     assert request.tags[RANGE_START_TAG] == failed_day.isoformat()
     assert request.tags[RANGE_END_TAG] == yesterday.isoformat()
     result = materialize_trend(

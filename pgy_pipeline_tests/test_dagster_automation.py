@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pgy_pipeline.defs.resources import TrendApiResource
+from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
@@ -35,13 +35,17 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     assert schedule.cron_schedule == "30 6 * * *"  # PGY_SCHEDULE_TIME default 06:30
     # 06:30 in Shanghai on 10 March is still 9 March in UTC: the partition must follow China's calendar.
     tick = datetime(2026, 3, 10, 6, 30, tzinfo=CHINA_TZ)
-    # A persistent instance: the tick reads partition status from it.
+    # A persistent instance: the tick reads partition status from it. No warehouse answers (nothing listens on
+    # port 1 of the loopback): the tick still runs, on Dagster's marks alone, and says so in a tag.
+    warehouse = WarehouseResource(database_url="postgresql://postgres@127.0.0.1:1/pgy")
     with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
         context = build_schedule_context(
-            instance=instance, scheduled_execution_time=tick, resources={"trend_api": TrendApiResource()},
+            instance=instance, scheduled_execution_time=tick,
+            resources={"trend_api": TrendApiResource(), "warehouse": warehouse},
             repository_def=defs.get_repository_def(),
         )  # fmt: skip
         (request,) = schedule.evaluate_tick(context).run_requests or []
+    assert "the warehouse could not be read" in request.tags["pgy/healing_fallback"]
     # Nothing is materialised in this fresh instance: yesterday and every day of its 30-day window.
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (
         "2026-02-08",

@@ -2,11 +2,14 @@
 
 The time of day comes from `PGY_SCHEDULE_TIME` (`HH:MM`, China time; default 06:30, when the API has
 usually published yesterday). A daily run for yesterday calls the API's smallest window (30 days) for
-every KOL anyway, so the schedule widens its partition range back to the oldest partition inside that
-window that Dagster does not show as materialised (missing, or failed on an earlier day). After the
-daemon was down for three days, the next tick is ONE run over four partitions that still bills 2 calls
-per KOL: self-healing for free. Anything older than the window is a backfill's job (it bills a 60/90-day
-window), so the schedule never reaches further.
+every KOL anyway, so the schedule widens its partition range back to the oldest date inside that window
+that still needs fetching: the oldest date some served KOL lacks in the warehouse (stored, or recorded
+as not served, for both series), or the oldest partition Dagster shows missing or failed (including one
+that was green and failed later). After the daemon was down for three days, the next tick is ONE run
+over four partitions that still bills 2 calls per KOL: self-healing for free. When the warehouse cannot
+be read at tick time, the range follows Dagster's marks alone and the tick says so in its log and in a
+run tag. Anything older than the window is a backfill's job (it bills a 60/90-day window), so the
+schedule never reaches further.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetKey,
+    AssetPartitionStatus,
     DagsterInstance,
     DefaultScheduleStatus,
     RunRequest,
@@ -29,12 +33,14 @@ from pgy_pipeline.config import time_of_day
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
 from pgy_pipeline.defs.partitions import partitions_def, range_tags
-from pgy_pipeline.defs.resources import TrendApiResource
+from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.model import Endpoint
 from pgy_pipeline.plan import date_range
+from pgy_pipeline.warehouse.completeness import oldest_lacking
 
 DEFAULT_TIME = "06:30"
 SCHEDULE_NAME = "kol_fans_trend_daily"
+HEALING_FALLBACK_TAG = "pgy/healing_fallback"  # set when the warehouse could not be read at tick time
 
 
 def schedule_time(value: str | None) -> tuple[int, int]:
@@ -42,14 +48,41 @@ def schedule_time(value: str | None) -> tuple[int, int]:
     return time_of_day(value, "PGY_SCHEDULE_TIME", DEFAULT_TIME)
 
 
-def healing_range(instance: DagsterInstance, yesterday: date, endpoint: Endpoint) -> tuple[date, date]:
-    """Yesterday back to the oldest unmaterialised partition inside the smallest window (clipped to the first)."""
+def healing_range(
+    instance: DagsterInstance, yesterday: date, endpoint: Endpoint, lacking: date | None
+) -> tuple[date, date]:
+    """Yesterday back to the oldest date inside the smallest window (clipped to the first partition) that the
+    warehouse lacks (`lacking`, from `oldest_lacking`; None: nothing, or unknown) or Dagster shows missing or
+    failed. A partition in progress is left to its run."""
+    first = window_start(yesterday, endpoint)
+    keys = [d.isoformat() for d in date_range(first, yesterday)]
+    status = instance.get_status_by_partition(AssetKey(kol_fans_trend.key.path), keys, partitions_def) or {}
+    settled = {AssetPartitionStatus.MATERIALIZED, AssetPartitionStatus.IN_PROGRESS}
+    todo = [date.fromisoformat(k) for k in keys if status.get(k) not in settled]
+    if lacking is not None and first <= lacking <= yesterday:
+        todo.append(lacking)
+    return min(todo, default=yesterday), yesterday
+
+
+def window_start(yesterday: date, endpoint: Endpoint) -> date:
+    """The oldest partition the smallest window ending yesterday covers (never before the first partition)."""
     first_key = partitions_def.get_first_partition_key()
     first = date.fromisoformat(first_key) if first_key else yesterday
-    oldest = max(first, yesterday - timedelta(days=window_for(endpoint, 1) - 1))
-    materialised = instance.get_materialized_partitions(AssetKey(kol_fans_trend.key.path))
-    todo = [d for d in date_range(oldest, yesterday) if d.isoformat() not in materialised]
-    return (todo[0] if todo else yesterday), yesterday
+    return max(first, yesterday - timedelta(days=window_for(endpoint, 1) - 1))
+
+
+def warehouse_lacking(warehouse: WarehouseResource, first: date, last: date) -> tuple[date | None, str | None]:
+    """(the oldest date first..last the warehouse lacks, None) or, when the warehouse cannot be read,
+    (None, one sentence saying the range follows Dagster's marks alone and why)."""
+    try:
+        with warehouse.engine() as engine:
+            return oldest_lacking(engine, first, last), None
+    except Exception as exc:  # unreachable, unmigrated, misconfigured: the tick still runs on Dagster's marks
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]  # never the URL: no password
+        return None, (
+            f"the warehouse could not be read ({type(exc).__name__}: {reason}); the healing range follows "
+            "Dagster's partition marks alone"
+        )
 
 
 _hour, _minute = schedule_time(os.environ.get("PGY_SCHEDULE_TIME"))
@@ -62,14 +95,22 @@ _hour, _minute = schedule_time(os.environ.get("PGY_SCHEDULE_TIME"))
     execution_timezone=CHINA_TZ_NAME,
     default_status=DefaultScheduleStatus.STOPPED,
     description=(
-        "Yesterday (China time) plus every earlier partition of the last 30 days not yet materialised, for every "
-        "active KOL, in one run; bills 2 calls per KOL."
+        "Yesterday (China time) plus every earlier date of the last 30 days that a KOL lacks in the warehouse "
+        "or Dagster shows missing or failed, for every active KOL, in one run; bills 2 calls per KOL."
     ),
 )
-def daily_schedule(context: ScheduleEvaluationContext, trend_api: TrendApiResource) -> RunRequest:
+def daily_schedule(
+    context: ScheduleEvaluationContext, trend_api: TrendApiResource, warehouse: WarehouseResource
+) -> RunRequest:
     tick = context.scheduled_execution_time
     yesterday = latest_served_date(china_today(tick))
-    start, end = healing_range(context.instance, yesterday, trend_api.endpoint_variant())
+    endpoint = trend_api.endpoint_variant()
+    lacking, fallback = warehouse_lacking(warehouse, window_start(yesterday, endpoint), yesterday)
+    tags: dict[str, str] = {}
+    if fallback is not None:
+        context.log.warning(fallback)
+        tags[HEALING_FALLBACK_TAG] = fallback
+    start, end = healing_range(context.instance, yesterday, endpoint, lacking)
     if start == end:
-        return RunRequest(partition_key=end.isoformat())
-    return RunRequest(tags=range_tags(start, end))
+        return RunRequest(partition_key=end.isoformat(), tags=tags)
+    return RunRequest(tags={**range_tags(start, end), **tags})

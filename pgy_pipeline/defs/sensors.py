@@ -6,6 +6,14 @@ launches one single-run backfill over the largest window, for the new KOLs alone
 config (and counted in a tag). On its very first tick every tracked KOL counts as new: that is the
 initial load.
 
+A new-KOL backfill that fails is requested again, for its KOLs still active, over the largest window
+as of the retry (so nothing ages out of the API's window while it waits): 10 minutes after the failure,
+then each wait doubles up to 6 hours, until an attempt lands. The retry state lives in Dagster's own
+run storage, not in the cursor: every such run is tagged `pgy/kind=new_kol_backfill` with its
+`pgy/backfill_attempt`, and a retry names the run it repeats in `pgy/retry_of` (its run key, too, so
+the daemon never launches the same retry twice). A failed run nobody has retried yet is due; a
+restarted daemon, a reset cursor or a redeploy sees exactly the same.
+
 The follow-up sensor: a backfill over a range that reaches past the API's horizon loads every
 reachable date, marks those partitions materialised and fails for the dates lost for good. Dagster
 then skips the run's asset checks (their step depends on the failed one), and it cannot fail only
@@ -14,15 +22,20 @@ this sensor launches one run over the reachable part: everything is in hand, it 
 its checks run over exactly those partitions.
 """
 
+import time
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunConfig,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -36,9 +49,18 @@ from pgy_pipeline.defs.partitions import partitions_def, range_tags
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.model import Endpoint
 from pgy_pipeline.plan import reachable_range
-from pgy_pipeline.warehouse.runs import kols_added_since
+from pgy_pipeline.warehouse.runs import active_kol_ids, kols_added_since
 
 KOLS_PER_RUN = 1000  # keeps each run's config small and its failure blast radius bounded
+
+KIND_TAG, NEW_KOL_BACKFILL = "pgy/kind", "new_kol_backfill"
+ATTEMPT_TAG = "pgy/backfill_attempt"  # 1 for the sensor's first request, then one more per retry
+RETRY_OF_TAG = "pgy/retry_of"  # the failed run a retry repeats
+RETRY_FIRST_WAIT_S = 10 * 60  # after a first failure; doubles per failed attempt
+RETRY_MAX_WAIT_S = 6 * 3600
+RETRY_LOOKBACK = timedelta(days=90)  # the largest window: a chain of retries is never older than its last wait
+
+_clock = time.time  # the wall clock the waits are measured on (a test moves it instead of waiting hours)
 
 
 def backfill_range(endpoint: Endpoint, latest_key: str) -> tuple[date, date]:
@@ -53,28 +75,86 @@ def backfill_range(endpoint: Endpoint, latest_key: str) -> tuple[date, date]:
     job=kol_fans_trend_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Backfills the largest window the API serves for KOLs newly added to pgy.tracked_kol.",
+    description="Backfills the largest window the API serves for KOLs newly added to pgy.tracked_kol, and "
+    "requests a failed backfill again (10 min, doubling to 6 h) until it lands.",
 )
 def new_kols_sensor(
     context: SensorEvaluationContext, warehouse: WarehouseResource, trend_api: TrendApiResource
 ) -> SensorResult | SkipReason:
-    with warehouse.engine() as engine:
-        new_ids, cursor = kols_added_since(engine, context.cursor)
-    if not new_ids:
-        return SkipReason("no newly tracked KOLs")
     latest_key = partitions_def.get_last_partition_key()
     if latest_key is None:
         return SkipReason("no partition is complete yet")
     start, end = backfill_range(trend_api.endpoint_variant(), latest_key)
+    with warehouse.engine() as engine:
+        new_ids, cursor = kols_added_since(engine, context.cursor)
+        failed, waiting = failed_backfills(context.instance, _clock())
+        retries = [(run, ids) for run in failed if (ids := active_kol_ids(engine, _run_kol_ids(run.run_config)))]
     requests = [
-        RunRequest(
-            run_key=f"new-kols:{cursor}:{i}",
-            run_config=RunConfig(ops={"kol_fans_trend": TrendRunConfig(kol_ids=batch)}),
-            tags={**range_tags(start, end), "pgy/new_kols": str(len(batch)), "pgy/first_new_kol": batch[0]},
-        )
+        _backfill_request(f"new-kols:{cursor}:{i}", batch, start, end, attempt=1)
         for i, batch in enumerate(new_ids[j : j + KOLS_PER_RUN] for j in range(0, len(new_ids), KOLS_PER_RUN))
     ]
+    for run, ids in retries:
+        attempt = _attempt(run) + 1
+        requests.append(_backfill_request(f"new-kols-retry:{run.run_id}", ids, start, end, attempt, run.run_id))
+        context.log.info(f"new-KOL backfill {run.run_id} failed; requesting attempt {attempt} for {len(ids)} KOL(s)")
+    if not requests:
+        return SkipReason("no newly tracked KOLs" + _waiting_note(waiting))
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+def retry_wait_s(attempt: int) -> int:
+    """Seconds to wait after attempt `attempt` (1, 2, …) of a new-KOL backfill failed: 10 min doubling to 6 h."""
+    return int(min(RETRY_FIRST_WAIT_S * 2 ** min(attempt - 1, 16), RETRY_MAX_WAIT_S))
+
+
+def failed_backfills(instance: DagsterInstance, now: float) -> tuple[list[DagsterRun], list[float]]:
+    """(failed new-KOL backfills not yet retried whose wait is over, the times the others become due)."""
+    since = datetime.fromtimestamp(now, UTC) - RETRY_LOOKBACK
+    records = instance.get_run_records(RunsFilter(tags={KIND_TAG: NEW_KOL_BACKFILL}, created_after=since))
+    retried = {r.dagster_run.tags.get(RETRY_OF_TAG) for r in records}
+    due: list[DagsterRun] = []
+    waiting: list[float] = []
+    for record in records:
+        run = record.dagster_run
+        if run.status != DagsterRunStatus.FAILURE or run.run_id in retried:
+            continue
+        failed_at = record.end_time or record.update_timestamp.timestamp()
+        ready_at = failed_at + retry_wait_s(_attempt(run))
+        if ready_at <= now:
+            due.append(run)
+        else:
+            waiting.append(ready_at)
+    return sorted(due, key=lambda r: r.run_id), waiting
+
+
+def _attempt(run: DagsterRun) -> int:
+    value = run.tags.get(ATTEMPT_TAG, "1")
+    return int(value) if value.isdigit() else 1
+
+
+def _waiting_note(waiting: list[float]) -> str:
+    if not waiting:
+        return ""
+    at = datetime.fromtimestamp(min(waiting), UTC)
+    return f"; {len(waiting)} failed new-KOL backfill(s) wait for their retry, the next at {at:%Y-%m-%d %H:%M} UTC"
+
+
+def _backfill_request(
+    run_key: str, kol_ids: list[str], start: date, end: date, attempt: int, retry_of: str | None = None
+) -> RunRequest:
+    """One backfill of `kol_ids` over start..end, tagged so operators (and this sensor) can follow its attempts."""
+    tags = {
+        **range_tags(start, end),
+        "pgy/new_kols": str(len(kol_ids)),
+        "pgy/first_new_kol": kol_ids[0],
+        KIND_TAG: NEW_KOL_BACKFILL,
+        ATTEMPT_TAG: str(attempt),
+    }
+    if retry_of is not None:
+        tags[RETRY_OF_TAG] = retry_of
+    return RunRequest(
+        run_key=run_key, run_config=RunConfig(ops={"kol_fans_trend": TrendRunConfig(kol_ids=kol_ids)}), tags=tags
+    )
 
 
 @run_failure_sensor(

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from sqlalchemy import Connection, Engine, text
 
 from pgy_pipeline.model import Outcome, Series
+from pgy_pipeline.warehouse.runs import SERIES_SQL
 
 # Active KOLs the API serves that are not quarantined: the KOLs whose dates make a partition complete.
 EXPECTED_SQL = """
@@ -91,10 +92,50 @@ def complete_dates(engine: Engine, start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1) if start + timedelta(days=i) not in gaps]
 
 
+# Per expected KOL and series, one index range on each table's key gives the settled dates' count and newest
+# (the load keeps kol_fans_trend and kol_fans_not_served disjoint). Settled dates that are exactly
+# first..newest lack nothing before newest + 1: the usual morning, where only the newest date is not in yet,
+# costs no walk. Only a series with a hole is walked date by date. No scan of the whole date range.
+_OLDEST_LACKING_SQL = f"""
+WITH expected AS ({EXPECTED_SQL}),
+series AS (
+    SELECT e.kol_id, s.series, t.n + ns.n AS n, greatest(t.newest, ns.newest) AS newest
+      FROM expected e
+     CROSS JOIN unnest(ARRAY{SERIES_SQL.replace("(", "[").replace(")", "]")}) AS s(series)
+     CROSS JOIN LATERAL (
+            SELECT count(*) AS n, max(t.date_key) AS newest FROM pgy.kol_fans_trend t
+             WHERE t.kol_id = e.kol_id AND t.increase_type = s.series AND t.date_key BETWEEN :first AND :last
+     ) AS t
+     CROSS JOIN LATERAL (
+            SELECT count(*) AS n, max(n.date_key) AS newest FROM pgy.kol_fans_not_served n
+             WHERE n.kol_id = e.kol_id AND n.increase_type = s.series AND n.date_key BETWEEN :first AND :last
+     ) AS ns
+)
+SELECT min(CASE
+        WHEN n = 0 THEN CAST(:first AS date)
+        WHEN n = newest - CAST(:first AS date) + 1 THEN CASE WHEN newest < :last THEN newest + 1 END
+        ELSE (SELECT min(d.day)  -- a hole: walk the series date by date
+                FROM (SELECT CAST(:first AS date) + i AS day FROM generate_series(0, :n) AS g(i)) d
+               WHERE NOT EXISTS (SELECT 1 FROM pgy.kol_fans_trend t
+                                  WHERE t.kol_id = series.kol_id AND t.increase_type = series.series
+                                    AND t.date_key = d.day)
+                 AND NOT EXISTS (SELECT 1 FROM pgy.kol_fans_not_served n
+                                  WHERE n.kol_id = series.kol_id AND n.increase_type = series.series
+                                    AND n.date_key = d.day))
+       END)
+  FROM series
+"""
+
+
 def oldest_lacking(engine: Engine, first: date, last: date) -> date | None:
     """The oldest date of first..last that some expected KOL lacks (None when the range is complete)."""
-    gaps = [d for days in lacking(engine, first, last).values() for d in days]
-    return min(gaps, default=None)
+    if last < first:
+        return None
+    params = {"first": first, "last": last, "n": (last - first).days}
+    with engine.begin() as conn:
+        _quiet(conn)
+        day: date | None = conn.scalar(text(_OLDEST_LACKING_SQL), params)
+    return day
 
 
 def settled_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> set[tuple[str, Series]]:
