@@ -32,7 +32,8 @@ from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
-from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.embedded import embedded_server
+from pgy_pipeline.warehouse.engine import is_embedded, make_engine
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import ensure_schema
 
@@ -63,6 +64,40 @@ def _dagster_home(home: Path) -> Path:
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
     return path
+
+
+def _quiet_logging(home: Path) -> Path:
+    """Send INFO logging (Dagster's storage migrations, the pipeline's own progress) to a file; keep warnings.
+
+    The demo tells its story with print(); a log line on the terminal is left only for a warning or an error.
+    """
+    path = home.resolve() / "demo.log"
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.WARNING)
+    if not root.handlers:
+        console = logging.StreamHandler()
+        console.setLevel(logging.WARNING)
+        root.addHandler(console)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def _stop_hint(settings: Settings) -> str | None:
+    """How to stop the embedded Postgres the demo leaves running (for the next command), None when it used none."""
+    if not is_embedded(settings.database_url):
+        return None
+    server = embedded_server(settings.home)
+    if server.pid is None:
+        return None
+    where = f"PGY_HOME={settings.home.resolve()} " if settings.is_set("PGY_HOME") else "(from this directory) "
+    return (
+        f"the embedded Postgres keeps running for the next command (pid {server.pid}, data in {server.pgdata}); "
+        f"stop it with: {where}pgy-pipeline db stop"
+    )
 
 
 def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> bool:
@@ -158,8 +193,10 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     settings = Settings.from_env()
     home = settings.home
     dagster_home = _dagster_home(home)
+    log_path = _quiet_logging(home)
+    print(f"pgy-pipeline demo (log: {log_path})")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    engine = make_engine(settings.database_url, home)
+    engine = make_engine(settings.database_url, home, embedded_ok=True)  # the demo is where one is asked for
     ensure_schema(engine)
     logging.getLogger("pgy_pipeline.warehouse.engine").setLevel(logging.WARNING)  # it said where Postgres is once
     counts = add_kols(engine, SAMPLE_KOLS, label="demo")
@@ -176,10 +213,14 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
                 "\nto open the Dagster UI on this warehouse and simulator: pgy-pipeline demo --ui"
                 f"\n  (it runs: {' '.join(command)} with PGY_* and DAGSTER_HOME={dagster_home} set)"
             )
-            return 0 if ok else 1
-        print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
-        print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
-        return _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url))
+        else:
+            print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
+            print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
+            ok = _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url)) == 0
+    hint = _stop_hint(settings)
+    if hint:
+        print(f"\n{hint}")
+    return 0 if ok else 1
 
 
 def _interrupt(signum: int, frame: object) -> None:
