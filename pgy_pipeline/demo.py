@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,24 +66,35 @@ def _dagster_home(home: Path) -> Path:
     return path
 
 
-def _quiet_logging(home: Path) -> Path:
-    """Send INFO logging (Dagster's storage migrations, the pipeline's own progress) to a file; keep warnings.
+@contextlib.contextmanager
+def _quiet_logging(home: Path) -> Iterator[Path]:
+    """While the demo runs, INFO logging (Dagster's storage migrations, the pipeline's progress) goes to a file
+    whose path it yields; the terminal keeps warnings and errors. The logging setup is restored afterwards.
 
-    The demo tells its story with print(); a log line on the terminal is left only for a warning or an error.
+    The demo tells its story with print().
     """
     path = home.resolve() / "demo.log"
     root = logging.getLogger()
-    for handler in root.handlers:
-        handler.setLevel(logging.WARNING)
-    if not root.handlers:
-        console = logging.StreamHandler()
-        console.setLevel(logging.WARNING)
+    saved = root.level, [(handler, handler.level) for handler in root.handlers]
+    console = logging.StreamHandler() if not root.handlers else None
+    if console is not None:
         root.addHandler(console)
+    for handler in root.handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(to_file)
     root.setLevel(logging.INFO)
-    return path
+    try:
+        yield path
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        if console is not None:
+            root.removeHandler(console)
+        root.setLevel(saved[0])
+        for handler, level in saved[1]:
+            handler.setLevel(level)
 
 
 def _stop_hint(settings: Settings) -> str | None:
@@ -191,10 +202,14 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     """The whole demo; returns a process exit code."""
     warnings.filterwarnings("ignore", message=r"Parameter .backfill_policy.")  # Dagster's beta notice: noise here
     settings = Settings.from_env()
+    dagster_home = _dagster_home(settings.home)
+    with _quiet_logging(settings.home) as log_path:
+        print(f"pgy-pipeline demo (log: {log_path})")
+        return _demo(settings, dagster_home, days=days, ui=ui, port=port, sim_port=sim_port)
+
+
+def _demo(settings: Settings, dagster_home: Path, *, days: int, ui: bool, port: int, sim_port: int) -> int:
     home = settings.home
-    dagster_home = _dagster_home(home)
-    log_path = _quiet_logging(home)
-    print(f"pgy-pipeline demo (log: {log_path})")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     engine = make_engine(settings.database_url, home, embedded_ok=True)  # the demo is where one is asked for
     ensure_schema(engine)
