@@ -27,11 +27,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from pgy_pipeline.config import ConfigError
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.errors import PgyError
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
+from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.runs import MAX_LISTED
 
 _DEFAULTS = AnomalyRules()  # the documented defaults; PGY_ANOMALY_* apply when a run starts (see `rules`)
@@ -101,10 +102,10 @@ def kol_fans_anomaly(
     start, end = window_dates(context.partition_time_window)
     try:
         rules = config.rules()
-    except ConfigError as exc:  # one sentence naming the setting, not a traceback
-        raise Failure(description=str(exc), allow_retries=False) from None
-    with warehouse.engine() as engine:
-        found = refresh_anomalies(engine, start, end, rules=rules, run_id=context.run.run_id)
+        with warehouse.engine() as engine:
+            found = refresh_anomalies(engine, start, end, rules=rules, run_id=context.run.run_id)
+    except PgyError as exc:  # one sentence (a bad setting, no warehouse configured), not a traceback
+        raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     per_rule = {rule: sum(1 for a in found if a.rule == rule) for rule in ("spike", "spike_then_drop", "purge")}
     return MaterializeResult(
         metadata={
