@@ -35,8 +35,8 @@ class EmbeddedServer:
         """One line for `db status`."""
         if self.pid is not None:
             return (
-                f"embedded Postgres running (pid {self.pid}) with its data in {self.pgdata}, listening on the Unix "
-                f"socket in {self.socket_dir}; stop it with: pgy-pipeline db stop"
+                f"embedded Postgres running (pid {self.pid}) with its data in {self.pgdata}; connect with: "
+                f"psql 'postgresql://postgres:@/postgres?host={self.socket_dir}'; stop it with: pgy-pipeline db stop"
             )
         if self.exists:
             return f"embedded Postgres not running; its data is in {self.pgdata} (started again on first use)"
