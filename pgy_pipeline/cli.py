@@ -24,7 +24,8 @@ from pgy_pipeline.errors import PgyError
 def _engine(settings: Settings) -> Engine:
     from pgy_pipeline.warehouse.engine import make_engine
 
-    return make_engine(settings.database_url, settings.home)
+    # A set PGY_HOME asks for the embedded server there; otherwise an unset URL is an error (see engine.py).
+    return make_engine(settings.database_url, settings.home, embedded_ok=settings.is_set("PGY_HOME"))
 
 
 # --- db ---------------------------------------------------------------------------------------------
@@ -38,11 +39,63 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pgy_pipeline.warehouse.embedded import embedded_server
+
+    url = settings.database_url
+    if url and url != "embedded":
+        from pgy_pipeline.warehouse.engine import make_engine
+        from pgy_pipeline.warehouse.errors import describe_database
+
+        print(f"warehouse (PGY_DATABASE_URL): {describe_database(make_engine(url))}")
+    elif not url:
+        print("warehouse: PGY_DATABASE_URL is not set (embedded Postgres only where one exists or is asked for)")
+    server = embedded_server(settings.home)
+    print(server.describe())
+    return 0
+
+
+def _db_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from pgy_pipeline.warehouse.embedded import stop_embedded
+
+    stopped = stop_embedded(settings.home)
+    if stopped.pid is None:
+        print(f"no embedded Postgres running under {stopped.pgdata.parent}")
+    else:
+        print(f"stopped the embedded Postgres (pid {stopped.pid}); its data stays in {stopped.pgdata}")
+    return 0
+
+
 def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    db = sub.add_parser("db", help="warehouse schema")
+    db = sub.add_parser("db", help="warehouse schema and the embedded Postgres")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply the SQL migrations in sql/ (idempotent)")
     up.set_defaults(handler=_db_upgrade)
+    st = db_sub.add_parser("status", help="which warehouse is configured; whether an embedded Postgres runs, where")
+    st.set_defaults(handler=_db_status)
+    stop = db_sub.add_parser("stop", help="stop the embedded Postgres under PGY_HOME (its data stays)")
+    stop.set_defaults(handler=_db_stop)
+
+
+# --- doctor -----------------------------------------------------------------------------------------
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    problems = settings.problems()
+    for problem in problems:
+        print(f"bad setting: {problem}", file=sys.stderr)
+    for name in settings.unknown():
+        print(f"note: {name} is set but is no setting of pgy-pipeline (a typo?); it is ignored", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} bad setting(s); fix them and run pgy-pipeline doctor again", file=sys.stderr)
+        return 2
+    print(f"all {len(settings.fields())} PGY_* settings are valid")
+    return 0
+
+
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doc = sub.add_parser("doctor", help="check every PGY_* setting at once; exit 2 naming each bad one")
+    doc.set_defaults(handler=_doctor)
 
 
 # --- kols -------------------------------------------------------------------------------------------
@@ -166,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_db(sub)
+    _add_doctor(sub)
     _add_kols(sub)
     _add_demo(sub)
     _add_simulator(sub)
@@ -204,7 +258,10 @@ def _as_project_error(exc: Exception, settings: Settings) -> PgyError | None:
     if isinstance(exc, PgyError):
         return None
     url = settings.database_url
-    database = describe_database(make_url(normalize_url(url))) if url else f"embedded under {settings.home}"
+    if url is None or url == "embedded":
+        database = f"embedded under {settings.home}"
+    else:
+        database = describe_database(make_url(normalize_url(url)))
     return database_failure(exc, database)
 
 

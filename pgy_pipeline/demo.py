@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +32,8 @@ from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
-from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.embedded import embedded_server
+from pgy_pipeline.warehouse.engine import is_embedded, make_engine
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import ensure_schema
 
@@ -63,6 +64,51 @@ def _dagster_home(home: Path) -> Path:
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
     return path
+
+
+@contextlib.contextmanager
+def _quiet_logging(home: Path) -> Iterator[Path]:
+    """While the demo runs, INFO logging (Dagster's storage migrations, the pipeline's progress) goes to a file
+    whose path it yields; the terminal keeps warnings and errors. The logging setup is restored afterwards.
+
+    The demo tells its story with print().
+    """
+    path = home.resolve() / "demo.log"
+    root = logging.getLogger()
+    saved = root.level, [(handler, handler.level) for handler in root.handlers]
+    console = logging.StreamHandler() if not root.handlers else None
+    if console is not None:
+        root.addHandler(console)
+    for handler in root.handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
+    root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        if console is not None:
+            root.removeHandler(console)
+        root.setLevel(saved[0])
+        for handler, level in saved[1]:
+            handler.setLevel(level)
+
+
+def _stop_hint(settings: Settings) -> str | None:
+    """How to stop the embedded Postgres the demo leaves running (for the next command), None when it used none."""
+    if not is_embedded(settings.database_url):
+        return None
+    server = embedded_server(settings.home)
+    if server.pid is None:
+        return None
+    where = f"PGY_HOME={settings.home.resolve()} " if settings.is_set("PGY_HOME") else "(from this directory) "
+    return (
+        f"the embedded Postgres keeps running for the next command (pid {server.pid}, data in {server.pgdata}); "
+        f"stop it with: {where}pgy-pipeline db stop"
+    )
 
 
 def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> bool:
@@ -156,10 +202,16 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     """The whole demo; returns a process exit code."""
     warnings.filterwarnings("ignore", message=r"Parameter .backfill_policy.")  # Dagster's beta notice: noise here
     settings = Settings.from_env()
+    dagster_home = _dagster_home(settings.home)
+    with _quiet_logging(settings.home) as log_path:
+        print(f"pgy-pipeline demo (log: {log_path})")
+        return _demo(settings, dagster_home, days=days, ui=ui, port=port, sim_port=sim_port)
+
+
+def _demo(settings: Settings, dagster_home: Path, *, days: int, ui: bool, port: int, sim_port: int) -> int:
     home = settings.home
-    dagster_home = _dagster_home(home)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    engine = make_engine(settings.database_url, home)
+    engine = make_engine(settings.database_url, home, embedded_ok=True)  # the demo is where one is asked for
     ensure_schema(engine)
     logging.getLogger("pgy_pipeline.warehouse.engine").setLevel(logging.WARNING)  # it said where Postgres is once
     counts = add_kols(engine, SAMPLE_KOLS, label="demo")
@@ -176,10 +228,14 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
                 "\nto open the Dagster UI on this warehouse and simulator: pgy-pipeline demo --ui"
                 f"\n  (it runs: {' '.join(command)} with PGY_* and DAGSTER_HOME={dagster_home} set)"
             )
-            return 0 if ok else 1
-        print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
-        print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
-        return _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url))
+        else:
+            print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
+            print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
+            ok = _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url)) == 0
+    hint = _stop_hint(settings)
+    if hint:
+        print(f"\n{hint}")
+    return 0 if ok else 1
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -19,3 +19,12 @@ class UsageError(PgyError):
     """The user asked for something that cannot work as given (a setting, an argument): exit status 2."""
 
     exit_code = 2
+
+
+class InternalSignal(PgyError):
+    """Control flow inside pgy-pipeline, caught and turned into a result or a user-facing error before it leaves.
+
+    A stop code that ends a run's fetching, a body that is not the envelope, a key staged twice: each is
+    raised where it is found and handled a few frames up. They share the one root so that nothing the project
+    raises escapes an `except PgyError`, yet their names say they are signals, not sentences for a user.
+    """

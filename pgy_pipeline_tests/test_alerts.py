@@ -22,14 +22,8 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import free_port
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
-from pgy_pipeline_tests.webhook_receiver import REFUSAL, Receiver, receiver
+from pgy_pipeline_tests.webhook_receiver import PATHS, REFUSAL, Receiver, receiver
 
-PATHS = {
-    "wecom": "/cgi-bin/webhook/send?key=wecom-robot-key-0001",
-    "dingtalk": "/robot/send?access_token=dingtalk-access-0001",
-    "feishu": "/open-apis/bot/v2/hook/feishu-hook-0001",
-    "slack": "/services/T000/B000/slack-path-secret-0001",
-}
 SECRETS = {"dingtalk": "SECdingtalk-signing-0001", "feishu": "feishu-signing-0001"}
 API_TOKEN = "api-token-must-never-leak-7f3a"
 

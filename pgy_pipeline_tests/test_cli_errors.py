@@ -89,10 +89,31 @@ def _checksum(name: str) -> str:
     [
         ("PGY_DATABASE_URL", "mysql://someone:secret@127.0.0.1/db", "not a Postgres URL"),
         ("PGY_DATABASE_URL", "::not a url::", "cannot be parsed"),
-        ("PGY_TREND_ENDPOINT", "v9", "is not one of"),
     ],
 )
 def test_bad_config(setting: str, value: str, words: str, home: dict[str, str]) -> None:
     for argv in COMMANDS:
         err = _one_sentence(_run({**home, setting: value}, *argv), 2, words, setting)
         assert "secret" not in err  # a database URL's password is never echoed
+
+
+def test_an_unset_database_url_fails_every_command_in_one_sentence_and_creates_nothing(tmp_path: Path) -> None:
+    """No PGY_DATABASE_URL, no PGY_HOME, no embedded warehouse here: no throwaway database is started."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGY_")}
+    for argv in COMMANDS:
+        done = subprocess.run(
+            [sys.executable, "-m", "pgy_pipeline.cli", *argv], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        _one_sentence(done, 2, "PGY_DATABASE_URL is not set", "nothing was created")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_doctor_names_each_bad_setting_and_passes_a_good_environment() -> None:
+    bad = {"PGY_PUBLISH_LAG_RETRIES": "-1", "PGY_SCHEDULE_TIME": "6 ", "PGY_TREND_ENDPOINT": "v9"}
+    done = _run(bad, "doctor")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert sorted(line.split("bad setting: ")[1].split("=")[0] for line in done.stderr.splitlines()
+                  if line.startswith("bad setting: ")) == sorted(bad)  # fmt: skip
+    good = _run({"PGY_SCHEDULE_TIME": "07:05", "PGY_DAILY_CALL_BUDGET": "40000"}, "doctor")
+    assert good.returncode == 0 and "settings are valid" in good.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -57,8 +59,67 @@ def test_any_base_url_is_accepted_without_trailing_slash() -> None:
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:
+    settings = Settings.from_env(env)  # parsed when used: reading other settings still works
+    assert settings.home == Path(".pgy")
+    field = next(f for f in Settings.fields() if f.variable == named)
     with pytest.raises(ConfigError, match=named):
-        Settings.from_env(env)
+        getattr(settings, field.name)
+    assert [named in problem for problem in settings.problems()] == [True]
+
+
+def test_every_bad_setting_is_named_at_once() -> None:
+    bad = {
+        "PGY_PUBLISH_LAG_RETRIES": "-1",
+        "PGY_SCHEDULE_TIME": "6 ",
+        "PGY_FRESHNESS_DEADLINE": "00:00",
+        "PGY_PARTITIONS_START": "2026-13-01",
+        "PGY_ANOMALY_DROP_SHARE": "half",
+        "PGY_QUARANTINE_AFTER_DAYS": "0",
+        "PGY_DAILY_CALL_BUDGET": "lots",
+        "PGY_RAW_RETENTION_DAYS": "6",
+        "PGY_REPORT_BASE_URL": "reports.internal",
+        "PGY_ALERT_WEBHOOK_KIND": "teams",
+        "PGY_ALLOW_PLAINTEXT_HTTP": "maybe",
+        "PGY_DATABASE_URL": "mysql://u:secret-pw@h/db",
+    }
+    problems = Settings.from_env(bad).problems()
+    assert sorted(next(v for v in bad if v in p) for p in problems) == sorted(bad)
+    assert not any("secret-pw" in p for p in problems)  # a URL's password is never echoed
+
+
+def test_the_new_settings_have_their_documented_defaults() -> None:
+    s = Settings.from_env({"PGY_HOME": "/srv/pgy"})
+    assert (s.quarantine_after_days, s.daily_call_budget, s.raw_retention_days) == (3, None, 60)
+    assert (s.report_dir, s.report_base_url) == (Path("/srv/pgy/reports"), None)
+    s = Settings.from_env({"PGY_DAILY_CALL_BUDGET": "40000", "PGY_REPORT_BASE_URL": "https://r.example/pgy/"})
+    assert (s.daily_call_budget, s.report_base_url, s.report_dir) == (
+        40000,
+        "https://r.example/pgy",
+        Path(".pgy/reports"),
+    )
+
+
+def test_a_load_time_setting_falls_back_with_a_warning_naming_it() -> None:
+    s = Settings.from_env({"PGY_SCHEDULE_TIME": "6 ", "PGY_FRESHNESS_DEADLINE": "08:15"})
+    assert s.at_load(Settings.schedule_time)[0] == (6, 30)
+    assert s.at_load(Settings.freshness_deadline) == ((8, 15), None)
+    [warning] = s.load_time_warnings()
+    assert warning.startswith("PGY_SCHEDULE_TIME='6 ' is not a time of day") and "default (06:30)" in warning
+
+
+def test_the_readme_settings_table_lists_exactly_the_fields_of_settings() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `PGY_")]
+    documented = {name for row in rows for name in re.findall(r"`(PGY_[A-Z0-9_]+)`", row.split(" | ")[0])}
+    assert documented == {field.variable for field in Settings.fields()}
+
+
+def test_anomaly_settings_are_the_rules_thresholds() -> None:
+    from pgy_pipeline.warehouse.anomaly import AnomalyRules
+
+    anomaly = {f.name.removeprefix("anomaly_") for f in Settings.fields() if f.name.startswith("anomaly_")}
+    assert anomaly == {f.name for f in dataclasses.fields(AnomalyRules)}
 
 
 def test_missing_token_is_one_clear_sentence() -> None:

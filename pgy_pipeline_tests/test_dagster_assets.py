@@ -17,6 +17,7 @@ from dagster import (
     IntMetadataValue,
 )
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from pgy_pipeline.defs.partitions import partitions_def
 from pgy_pipeline.simulator import Simulator
@@ -96,6 +97,9 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert (md["dagster/row_count"], md["rows_written"]) == (6, 180)  # the partition holds 6; the window wrote 180
     assert (md["kols_requested"], md["kols_complete"]) == (3, 3)
     assert (md["endpoint"], md["window_days"]) == ("legacy_v1", 30)
+    target = make_url(database_url)  # the warehouse written to, by database and host; never the password
+    where = target.host or target.query["host"]  # a TCP host, or the socket directory of a local server
+    assert md["warehouse"] == f"'{target.database}' on {where}" + (f":{target.port}" if target.port else "")
     assert md["failed_kols"].records == []
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"partition_completeness", "no_gaps_60_days", "total_vs_new_consistency", "freshness"}

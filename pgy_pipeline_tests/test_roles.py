@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from pgy_pipeline.cli import main
+from pgy_pipeline.defs.anomaly import kol_fans_anomaly
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.model import Series, TrendPoint
 from pgy_pipeline.pipeline import run_range
@@ -27,6 +28,17 @@ from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
 from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
 from pgy_pipeline_tests.sim import client_for, kol_id
 
+_ONE_CALL = """
+INSERT INTO pgy.fetch_log (kol_id, increase_type, endpoint, window_days, days_wanted, attempt, outcome, is_final)
+VALUES ('k', 'total_fans', 'legacy_v1', 30, 30, 1, 'ok', true) RETURNING id
+"""
+_ITS_TRAIL = (
+    "INSERT INTO pgy.raw_response (fetch_log_id, body_text) VALUES (:i, 'x')",
+    "INSERT INTO pgy.fetch_log_loaded (fetch_log_id) VALUES (:i)",
+    "INSERT INTO pgy.kol_fans_trend_revision (kol_id, date_key, increase_type, old_num, new_num, fetch_log_id) "
+    "VALUES ('k', '2026-01-01', 'total_fans', 1, 2, :i)",
+)
+AUDIT_TABLES = ("pgy.kol_fans_trend_revision", "pgy.fetch_log", "pgy.fetch_log_loaded", "pgy.raw_response")
 OWNER_MUST_UPGRADE = r"schema is behind this version.*the schema owner must run `pgy-pipeline db upgrade`$"
 
 
@@ -77,8 +89,11 @@ def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
     assert _cli(monkeypatch, etl_url, "kols", "list") == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[-3:]] == kols
 
-    result = materialize(
-        [kol_fans_trend], resources=dagster_resources(sim, etl_url), instance=instance, partition_key=str(yesterday)
+    result = materialize(  # the daily run: the trend, then its anomalies (which replace their dates' rows)
+        [kol_fans_trend, kol_fans_anomaly],
+        resources=dagster_resources(sim, etl_url),
+        instance=instance,
+        partition_key=str(yesterday),
     )
     assert result.success
     assert sim.billed_calls == 6
@@ -103,6 +118,27 @@ def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+
+
+@pytest.mark.parametrize("table", AUDIT_TABLES)
+def test_the_etl_login_may_append_to_the_audit_trail_but_never_rewrite_it(
+    etl_url: str, engine: Engine, table: str
+) -> None:
+    """pgy_etl reads and inserts (the run did, above), and is refused an UPDATE and a DELETE on every audit table,
+    with a row present, so a refusal is the privilege and not an empty table."""
+    track(engine, 1)
+    with engine.begin() as conn:  # the owner writes one row of each audit table
+        log_id = conn.scalar(text(_ONE_CALL))
+        for sql in _ITS_TRAIL:
+            conn.execute(text(sql), {"i": log_id})
+    with psycopg.connect(libpq_url(etl_url), autocommit=True) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+        for statement in (f"UPDATE {table} SET fetch_log_id = fetch_log_id", f"DELETE FROM {table}"):
+            if table == "pgy.fetch_log":
+                statement = statement.replace("fetch_log_id = fetch_log_id", "outcome = 'ok'")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
 
 
 def test_reader_login_gets_status_and_cannot_change_the_kols(
@@ -210,14 +246,16 @@ def test_a_deployed_warehouse_keeps_its_loaded_marks_and_the_logins_use_the_new_
     upgrade carries each mark over and drops the column, and the logins reach the table created after them."""
     before = tmp_path / "sql"
     shutil.copytree(str(shipped_sql_dir()), before)
-    (before / "0013_fetch_log_loaded_table.sql").unlink()
+    later = sorted(p.name for p in before.iterdir() if p.name[:4].isdigit() and p.name >= "0013")
+    for name in later:  # the warehouse as deployed before 0013
+        (before / name).unlink()
     with fresh_database(admin_url) as db:
         owner = make_engine(db)
         try:
             upgrade(owner, before)
             with owner.begin() as conn:
                 conn.execute(text(_OLD_FETCH_LOG_ROWS))
-            assert upgrade(owner) == ["0013_fetch_log_loaded_table.sql"]
+            assert upgrade(owner) == later
             with owner.connect() as conn:
                 assert list(conn.scalars(text(_MARKED))) == ["old_loaded"]
                 columns = "select column_name from information_schema.columns where table_name = 'fetch_log'"

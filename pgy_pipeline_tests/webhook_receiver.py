@@ -37,6 +37,15 @@ class Received:
     raw: str
 
 
+# A webhook path per kind, as each chat hands it out (credential included, so tests can check it never leaks).
+PATHS = {
+    "wecom": "/cgi-bin/webhook/send?key=wecom-robot-key-0001",
+    "dingtalk": "/robot/send?access_token=dingtalk-access-0001",
+    "feishu": "/open-apis/bot/v2/hook/feishu-hook-0001",
+    "slack": "/services/T000/B000/slack-path-secret-0001",
+}
+
+
 class Receiver:
     """Records every POST; `reply` is what it answers (status, body)."""
 

@@ -9,19 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import urlsplit
 
-from pgy_pipeline.config import PLAINTEXT_OPT_IN, ConfigError, Secret, _is_loopback, plaintext_allowed
+from pgy_pipeline.config import PLAINTEXT_OPT_IN, ConfigError, Secret, Settings, WebhookKind, _is_loopback
 
-
-class WebhookKind(StrEnum):
-    """The chat tools Chinese marketing teams use, plus Slack."""
-
-    WECOM = "wecom"  # 企业微信 group robot
-    FEISHU = "feishu"  # Feishu / Lark custom bot (optionally signed)
-    DINGTALK = "dingtalk"  # DingTalk custom robot (signed with its SEC… secret)
-    SLACK = "slack"  # Slack incoming webhook
+__all__ = ["SIGNING_KINDS", "AlertSettings", "WebhookKind"]
 
 
 SIGNING_KINDS = frozenset({WebhookKind.FEISHU, WebhookKind.DINGTALK})
@@ -48,7 +40,7 @@ class AlertSettings:
                 "PGY_ALERT_WEBHOOK_URL is not an http(s) URL; paste the webhook address the chat gave you"
             )
         parts = urlsplit(url)
-        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not plaintext_allowed():
+        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not Settings.from_env().allow_plaintext_http:
             raise ConfigError(
                 f"refusing to send the chat's webhook credential in cleartext to http://{parts.hostname}: use the "
                 f"https:// address the chat gave you, or set {PLAINTEXT_OPT_IN}=1 to accept that risk"
@@ -74,11 +66,10 @@ class AlertSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AlertSettings | None:
+        settings = Settings.from_env(environ)
+        url, kind, secret = settings.alert_webhook_url, settings.alert_webhook_kind, settings.alert_webhook_secret
         return cls.from_values(
-            environ.get("PGY_ALERT_WEBHOOK_URL"),
-            environ.get("PGY_ALERT_WEBHOOK_KIND"),
-            environ.get("PGY_ALERT_WEBHOOK_SECRET"),
-            environ.get("PGY_UI_BASE_URL"),
+            url.reveal() if url else None, kind, secret.reveal() if secret else None, settings.ui_base_url
         )
 
     def run_url(self, run_id: str) -> str | None:

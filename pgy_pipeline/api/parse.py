@@ -28,14 +28,15 @@ from datetime import date
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
+from pgy_pipeline.errors import InternalSignal
 from pgy_pipeline.model import BIGINT_MAX, BIGINT_MIN, INTEGER_MAX, INTEGER_MIN, Series, TrendPoint, storable_text
 
 _INT_STRING = re.compile(r"-?[0-9]{1,25}")
 _DATE_KEY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class Malformed(ValueError):
-    """The body is not a usable envelope or trend; the message says what is wrong (no token in it)."""
+class Malformed(InternalSignal, ValueError):
+    """Internal signal: the body is not a usable envelope or trend; the message says what is wrong (no token in it)."""
 
 
 _P = ParamSpec("_P")

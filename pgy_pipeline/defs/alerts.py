@@ -20,7 +20,6 @@ carries on, so no run ever fails because the chat is down.
 
 import json
 import logging
-import os
 
 from dagster import (
     AssetCheckEvaluation,
@@ -45,6 +44,7 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from pydantic import Field
 
 from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
+from pgy_pipeline.config import Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.partitions import partitions_def, tagged_range
 from pgy_pipeline.defs.resources import WarehouseResource
@@ -55,7 +55,8 @@ from pgy_pipeline.warehouse.health import QuarantineEvent, events_after, newest_
 log = logging.getLogger(__name__)
 
 OFF = "alerts are off: set PGY_ALERT_WEBHOOK_URL and PGY_ALERT_WEBHOOK_KIND where Dagster runs"
-_STATUS = DefaultSensorStatus.RUNNING if os.environ.get("PGY_ALERT_WEBHOOK_URL") else DefaultSensorStatus.STOPPED
+_ON = Settings.from_env().is_set("PGY_ALERT_WEBHOOK_URL")
+_STATUS = DefaultSensorStatus.RUNNING if _ON else DefaultSensorStatus.STOPPED
 EVENTS_PER_TICK = 200
 QUARANTINE_NAMED = 10  # KOL ids named in one quarantine message; the count is always complete
 
@@ -70,17 +71,19 @@ class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def settings(self) -> AlertSettings | None:
         """The webhook to use, None when alerts are off; raises ConfigError naming what to fix."""
-        env = os.environ
+        env = Settings.from_env()
+        url, secret = env.alert_webhook_url, env.alert_webhook_secret
         return AlertSettings.from_values(
-            self.webhook_url or env.get("PGY_ALERT_WEBHOOK_URL"),
-            self.kind or env.get("PGY_ALERT_WEBHOOK_KIND"),
-            self.secret or env.get("PGY_ALERT_WEBHOOK_SECRET"),
-            self.ui_base_url or env.get("PGY_UI_BASE_URL"),
+            self.webhook_url or (url.reveal() if url else None),
+            self.kind or env.alert_webhook_kind,
+            self.secret or (secret.reveal() if secret else None),
+            self.ui_base_url or env.ui_base_url,
         )
 
 
 def _send(settings: AlertSettings, alert: Alert) -> bool:
-    return send_alert(settings, alert, api_token=os.environ.get("PGY_API_TOKEN"))
+    token = Settings.from_env().api_token  # scrubbed from the message, should a reason quote it
+    return send_alert(settings, alert, api_token=token.reveal() if token else None)
 
 
 def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
@@ -183,6 +186,18 @@ def _freshness_alert(settings: AlertSettings, record: EventLogRecord) -> Alert |
     )
 
 
+def _settings_alerts(cursor: dict[str, object]) -> list[Alert]:
+    """One alert per setting that fell back to its default when the code loaded, once per distinct value."""
+    warnings = Settings.from_env().load_time_warnings()
+    sent = cursor.get("settings")
+    cursor["settings"] = warnings
+    return [
+        Alert(event="Setting ignored", subject="code location settings", partitions=None, reason=warning,
+              billed_calls=None, link=None)
+        for warning in warnings if not isinstance(sent, list) or warning not in sent
+    ]  # fmt: skip
+
+
 def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int) -> list[EventLogRecord]:
     return list(
         instance.get_event_records(
@@ -209,7 +224,7 @@ def check_and_freshness_alert(
         context.update_cursor(json.dumps({"check": newest, "freshness": newest}))
         return SkipReason(f"starting after event {newest}")
     cursor = json.loads(context.cursor)
-    alerts_due: list[Alert] = []
+    alerts_due = _settings_alerts(cursor)
     for record in _records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, cursor["check"]):
         cursor["check"] = record.storage_id
         alert = _check_alert(settings, record, instance, warehouse)

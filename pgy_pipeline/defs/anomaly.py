@@ -10,6 +10,8 @@ partition). The rules and their thresholds live in
 `pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster.
 """
 
+import dataclasses
+
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
@@ -18,6 +20,7 @@ from dagster import (
     BackfillPolicy,
     Config,
     DefaultSensorStatus,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -27,35 +30,58 @@ from pydantic import Field
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.errors import PgyError
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
+from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.runs import MAX_LISTED
 
-_DEFAULTS = AnomalyRules.from_env()  # PGY_ANOMALY_* where the definitions load, else the documented defaults
+_DEFAULTS = AnomalyRules()  # the documented defaults; PGY_ANOMALY_* apply when a run starts (see `rules`)
+
+
+def _doc(text: str, default: object) -> str:
+    return f"{text} (default: PGY_ANOMALY_<FIELD> or {default})"
+
 
 ANOMALY_CONDITION = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
 
 
 class AnomalyRulesConfig(Config):
-    """The rules' thresholds for one run (defaults: PGY_ANOMALY_* or the documented defaults)."""
+    """The rules' thresholds for one run; a field left unset takes PGY_ANOMALY_<FIELD>, else the documented default."""
 
-    spike_window_days: int = Field(default=_DEFAULTS.spike_window_days, description="Trailing days of the baseline.")
-    spike_min_history_days: int = Field(
-        default=_DEFAULTS.spike_min_history_days, description="Trailing days with data needed before judging a date."
+    spike_window_days: int | None = Field(
+        default=None, description=_doc("Trailing days of the baseline.", _DEFAULTS.spike_window_days)
     )
-    spike_multiple: float = Field(default=_DEFAULTS.spike_multiple, description="New fans must exceed this x usual.")
-    spike_mads: float = Field(
-        default=_DEFAULTS.spike_mads, description="...and the median plus this many median absolute deviations."
+    spike_min_history_days: int | None = Field(
+        default=None,
+        description=_doc("Trailing days with data needed before judging a date.", _DEFAULTS.spike_min_history_days),
     )
-    spike_min_new_fans: int = Field(default=_DEFAULTS.spike_min_new_fans, description="...and this absolute floor.")
-    drop_within_days: int = Field(default=_DEFAULTS.drop_within_days, description="Days after a spike to watch.")
-    drop_share: float = Field(default=_DEFAULTS.drop_share, description="Share of the spike's excess lost to report.")
-    purge_min_removed: int = Field(
-        default=_DEFAULTS.purge_min_removed, description="Followers a restatement must remove to count."
+    spike_multiple: float | None = Field(
+        default=None, description=_doc("New fans must exceed this x usual.", _DEFAULTS.spike_multiple)
     )
-    purge_min_share: float = Field(default=_DEFAULTS.purge_min_share, description="...and this share of the total.")
+    spike_mads: float | None = Field(
+        default=None,
+        description=_doc("...and the median plus this many median absolute deviations.", _DEFAULTS.spike_mads),
+    )
+    spike_min_new_fans: int | None = Field(
+        default=None, description=_doc("...and this absolute floor.", _DEFAULTS.spike_min_new_fans)
+    )
+    drop_within_days: int | None = Field(
+        default=None, description=_doc("Days after a spike to watch.", _DEFAULTS.drop_within_days)
+    )
+    drop_share: float | None = Field(
+        default=None, description=_doc("Share of the spike's excess lost to report.", _DEFAULTS.drop_share)
+    )
+    purge_min_removed: int | None = Field(
+        default=None, description=_doc("Followers a restatement must remove to count.", _DEFAULTS.purge_min_removed)
+    )
+    purge_min_share: float | None = Field(
+        default=None, description=_doc("...and this share of the total.", _DEFAULTS.purge_min_share)
+    )
 
     def rules(self) -> AnomalyRules:
-        return AnomalyRules(**self.model_dump()).checked()
+        """This config over the settings over the defaults; ConfigError naming the first bad one."""
+        given = {name: value for name, value in self.model_dump().items() if value is not None}
+        return dataclasses.replace(AnomalyRules.from_env(), **given).checked()
 
 
 @asset(
@@ -74,8 +100,12 @@ def kol_fans_anomaly(
     context: AssetExecutionContext, config: AnomalyRulesConfig, warehouse: WarehouseResource
 ) -> MaterializeResult[None]:
     start, end = window_dates(context.partition_time_window)
-    with warehouse.engine() as engine:
-        found = refresh_anomalies(engine, start, end, rules=config.rules(), run_id=context.run.run_id)
+    try:
+        rules = config.rules()
+        with warehouse.engine() as engine:
+            found = refresh_anomalies(engine, start, end, rules=rules, run_id=context.run.run_id)
+    except PgyError as exc:  # one sentence (a bad setting, no warehouse configured), not a traceback
+        raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
     per_rule = {rule: sum(1 for a in found if a.rule == rule) for rule in ("spike", "spike_then_drop", "purge")}
     return MaterializeResult(
         metadata={

@@ -20,7 +20,6 @@ KOL has, and none when other KOLs still lack them (the asset's output is optiona
 See docs/dagster.md and docs/completeness.md.
 """
 
-import os
 from collections.abc import Iterator
 
 from dagster import (
@@ -37,9 +36,9 @@ from dagster import (
 from pydantic import Field
 
 from pgy_pipeline.config import ConfigError, Settings
-from pgy_pipeline.defs.freshness import TREND_FRESHNESS
+from pgy_pipeline.defs.freshness import FRESHNESS_WARNING, TREND_FRESHNESS
 from pgy_pipeline.defs.metadata import concurrency_metadata, report_metadata
-from pgy_pipeline.defs.partitions import partitions_def, window_dates
+from pgy_pipeline.defs.partitions import PARTITIONS_START_WARNING, partitions_def, window_dates
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.errors import PgyError
 from pgy_pipeline.pipeline import DEFAULT_CHUNK_CALLS, run_range
@@ -49,15 +48,8 @@ from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 
 API_POOL = "justone_api"
 CHECKS_FOLLOWUP_KEY = "checks_followup_range"  # read by the follow-up sensor
-DEFAULT_LAG_RETRIES = 6
-DEFAULT_LAG_WAIT_S = 1800  # 06:30 + 6 x 30 min: the morning run waits until 09:30 for a late publication
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name) or str(default)
-    if not value.isdigit():
-        raise ConfigError(f"{name}={value!r} is not a whole number; set it to e.g. {default} or unset it")
-    return int(value)
+# Set where they are shown: the code location always loads, whatever these settings hold.
+LOAD_WARNINGS = " ".join(f"WARNING: {w}" for w in (FRESHNESS_WARNING, PARTITIONS_START_WARNING) if w)
 
 
 class TrendRunConfig(Config):
@@ -75,13 +67,14 @@ class TrendRunConfig(Config):
         description="API calls per warehouse transaction: a run that dies loses (and its retry bills again) at "
         "most this many fetched calls.",
     )
-    publish_lag_retries: int = Field(
-        default=_env_int("PGY_PUBLISH_LAG_RETRIES", DEFAULT_LAG_RETRIES),
-        description="Times to retry the step when the API has not published the newest date yet (0: fail at once).",
+    publish_lag_retries: int | None = Field(
+        default=None,
+        ge=0,
+        description="Times to retry the step when the API has not published the newest date yet (0: fail at once; "
+        "default PGY_PUBLISH_LAG_RETRIES or 6).",
     )
-    publish_lag_wait_s: int = Field(
-        default=_env_int("PGY_PUBLISH_LAG_WAIT_S", DEFAULT_LAG_WAIT_S),
-        description="Seconds between those retries.",
+    publish_lag_wait_s: int | None = Field(
+        default=None, ge=0, description="Seconds between those retries (default PGY_PUBLISH_LAG_WAIT_S or 1800)."
     )
     daily_call_budget: int | None = Field(
         default=None,
@@ -89,6 +82,13 @@ class TrendRunConfig(Config):
         description="Billed calls allowed per China day across all runs for this run (default: "
         "PGY_DAILY_CALL_BUDGET; unset there too: no limit). The run stops before it would exceed it.",
     )
+
+    def lag_retries(self) -> tuple[int, int]:
+        """(retries, seconds apart) for a newest date not yet published: this config, else the settings."""
+        settings = Settings.from_env()
+        retries = settings.publish_lag_retries if self.publish_lag_retries is None else self.publish_lag_retries
+        wait_s = settings.publish_lag_wait_s if self.publish_lag_wait_s is None else self.publish_lag_wait_s
+        return retries, wait_s
 
 
 @asset(
@@ -106,8 +106,8 @@ class TrendRunConfig(Config):
     description=(
         "Follower trend (total and new fans) of every active tracked KOL, one row per KOL, China date and series "
         "in pgy.kol_fans_trend. A partition is done when its date landed for every KOL the API serves that is "
-        "not quarantined."
-    ),
+        "not quarantined. " + LOAD_WARNINGS
+    ).strip(),
 )
 def kol_fans_trend(
     context: AssetExecutionContext,
@@ -116,12 +116,16 @@ def kol_fans_trend(
     warehouse: WarehouseResource,
 ) -> Iterator[MaterializeResult[None]]:
     start, end = window_dates(context.partition_time_window)
+    try:
+        lag_retries, lag_wait_s = config.lag_retries()  # a malformed setting fails the run before any call
+    except ConfigError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
     client = trend_api.make_client()
-    retries = config.publish_lag_retries
     try:
         settings = Settings.from_env()
         budget = config.daily_call_budget if config.daily_call_budget is not None else settings.daily_call_budget
         with client, warehouse.engine() as engine:
+            where = warehouse.where(engine)
             report = run_range(
                 engine,
                 client,
@@ -131,28 +135,32 @@ def kol_fans_trend(
                 force=config.force,
                 kol_ids=config.kol_ids,
                 chunk_calls=config.chunk_calls,
-                final_attempt=context.retry_number >= retries,
+                final_attempt=context.retry_number >= lag_retries,
                 daily_call_budget=budget,
                 quarantine_after_days=settings.quarantine_after_days,
             )
     except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
         # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.
         raise Failure(description=str(exc), allow_retries=isinstance(exc, WarehouseUnavailable)) from None
-    metadata = {**report_metadata(report), **concurrency_metadata(client.flow)}
+    metadata = {
+        **report_metadata(report),
+        **concurrency_metadata(client.flow),
+        "warehouse": MetadataValue.text(where),  # host and database, or "embedded at PATH"; never a password
+    }
     problems = report.problems
     whole_range = len(report.complete_dates) == (end - start).days + 1
     if not problems and whole_range:
         yield MaterializeResult(metadata=metadata)
         return
-    if report.retry_for_lag and context.retry_number < retries:
+    if report.retry_for_lag and context.retry_number < lag_retries:
         context.log.warning(
-            f"{' '.join(problems)} Retrying in {config.publish_lag_wait_s} s "
-            f"(retry {context.retry_number + 1} of {retries}; each retry first probes with at most 2 calls)."
+            f"{' '.join(problems)} Retrying in {lag_wait_s} s "
+            f"(retry {context.retry_number + 1} of {lag_retries}; each retry first probes with at most 2 calls)."
         )
-        raise RetryRequested(max_retries=retries, seconds_to_wait=config.publish_lag_wait_s)
-    if report.retry_for_lag and retries:
+        raise RetryRequested(max_retries=lag_retries, seconds_to_wait=lag_wait_s)
+    if report.retry_for_lag and lag_retries:
         problems = [
-            (f"Still not published after {retries} retries {config.publish_lag_wait_s} s apart: {p}"
+            (f"Still not published after {lag_retries} retries {lag_wait_s} s apart: {p}"
              if p.startswith(f"{len(report.unpublished)} date(s)") and "not published" in p else p)
             for p in problems
         ]  # fmt: skip

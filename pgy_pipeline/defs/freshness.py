@@ -14,26 +14,28 @@ which partition landed), so a backfill of old dates after midnight also counts a
 
 from __future__ import annotations
 
-import os
+import logging
 from datetime import timedelta
 
 from dagster import FreshnessPolicy
 
 from pgy_pipeline.china_time import CHINA_TZ_NAME
-from pgy_pipeline.config import ConfigError, time_of_day
+from pgy_pipeline.config import Settings
 
-DEFAULT_DEADLINE = "09:00"
+log = logging.getLogger(__name__)
 
 
-def trend_freshness_policy(value: str | None) -> FreshnessPolicy:
-    """The policy for a deadline `HH:MM` (China time; default 09:00); 00:00 leaves no window and is refused."""
-    hour, minute = time_of_day(value, "PGY_FRESHNESS_DEADLINE", DEFAULT_DEADLINE)
-    since_midnight = timedelta(hours=hour, minutes=minute)
-    if since_midnight < timedelta(minutes=1):
-        raise ConfigError("PGY_FRESHNESS_DEADLINE=00:00 leaves no time for yesterday to land; use e.g. 09:00")
+def trend_freshness_policy(deadline: tuple[int, int]) -> FreshnessPolicy:
+    """The policy for a deadline (hour, minute) China time, as `Settings.freshness_deadline` parses it."""
+    hour, minute = deadline
     return FreshnessPolicy.cron(
-        deadline_cron=f"{minute} {hour} * * *", lower_bound_delta=since_midnight, timezone=CHINA_TZ_NAME
+        deadline_cron=f"{minute} {hour} * * *",
+        lower_bound_delta=timedelta(hours=hour, minutes=minute),
+        timezone=CHINA_TZ_NAME,
     )
 
 
-TREND_FRESHNESS = trend_freshness_policy(os.environ.get("PGY_FRESHNESS_DEADLINE"))
+_deadline, FRESHNESS_WARNING = Settings.from_env().at_load(Settings.freshness_deadline)
+if FRESHNESS_WARNING:  # the code location still loads; the asset's description and the alert sensor say why
+    log.warning(FRESHNESS_WARNING)
+TREND_FRESHNESS = trend_freshness_policy(_deadline)

@@ -7,7 +7,7 @@ Dagster's two run tags below; they are spelled once, here.
 
 from __future__ import annotations
 
-import os
+import logging
 from collections.abc import Mapping
 from datetime import date, timedelta
 
@@ -18,6 +18,7 @@ from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.model import Endpoint
 from pgy_pipeline.plan import oldest_reachable_date
 
+log = logging.getLogger(__name__)
 # Dagster's run tags for a partition range (what a UI backfill or a ranged RunRequest sets).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -38,8 +39,11 @@ def default_partitions_start() -> str:
     return oldest_reachable_date(china_today(), endpoint).isoformat()
 
 
+_start, PARTITIONS_START_WARNING = Settings.from_env().at_load(Settings.partitions_start)
+if PARTITIONS_START_WARNING:  # the code location still loads; the assets' descriptions and the alert sensor say why
+    log.warning(PARTITIONS_START_WARNING)
 partitions_def = DailyPartitionsDefinition(
-    start_date=os.environ.get("PGY_PARTITIONS_START") or default_partitions_start(),
+    start_date=_start.isoformat() if _start else default_partitions_start(),
     timezone=CHINA_TZ_NAME,
 )
 

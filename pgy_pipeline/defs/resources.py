@@ -8,7 +8,6 @@ the UI and run config, never its value.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,24 +91,48 @@ class TrendApiResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
-    """The Postgres warehouse: a URL, or the embedded Postgres under `home` when no URL is given."""
+    """The Postgres warehouse: a URL, or `embedded` (the embedded Postgres under `home`).
 
-    database_url: str | None = Field(default=None, description="Postgres URL (default: PGY_DATABASE_URL).")
+    With no URL at all, an embedded warehouse is used only where one was asked for (a `home` here, PGY_HOME)
+    or already exists, and never on a Dagster instance whose own storage is Postgres (production): there an
+    unset PGY_DATABASE_URL fails the run in one sentence rather than loading into a database that vanishes.
+    """
+
+    database_url: str | None = Field(
+        default=None, description="Postgres URL, or 'embedded' (default: PGY_DATABASE_URL)."
+    )
     home: str | None = Field(default=None, description="Embedded Postgres location (default: PGY_HOME or ./.pgy).")
+
+    def _target(self) -> tuple[str | None, Path, bool]:
+        """(database URL, home, whether an embedded server was asked for) from this config over the settings."""
+        settings = Settings.from_env()
+        asked = bool(self.home) or settings.is_set("PGY_HOME")
+        return self.database_url or settings.database_url, Path(self.home) if self.home else settings.home, asked
+
+    def _production_instance(self) -> bool:
+        """Whether the Dagster instance running this keeps its run storage in Postgres."""
+        context = self._state__internal__.resource_context
+        instance = context.instance if context is not None else None
+        return instance is not None and "postgres" in type(instance.run_storage).__module__
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
         """An engine for the duration of one step, disposed afterwards (no pool outlives a run)."""
         from pgy_pipeline.warehouse.engine import make_engine
 
-        settings = Settings.from_env()
-        engine = make_engine(
-            self.database_url or settings.database_url, Path(self.home) if self.home else settings.home
-        )
+        database_url, home, asked = self._target()
+        engine = make_engine(database_url, home, embedded_ok=asked, production=self._production_instance())
         try:
             yield engine
         finally:
             engine.dispose()
+
+    def where(self, engine: Engine) -> str:
+        """The warehouse `engine` writes to, for metadata: database and host, or `embedded at PATH`; no password."""
+        from pgy_pipeline.warehouse.engine import describe_warehouse
+
+        database_url, home, _ = self._target()
+        return describe_warehouse(database_url, home, engine)
 
 
 def default_resources() -> dict[str, object]:
@@ -125,18 +148,13 @@ def default_resources() -> dict[str, object]:
     (`require_token`). A malformed setting is left unresolved for the same reason: the run that needs it
     fails with the sentence naming the variable, instead of the whole code location failing to load.
     """
-    token = EnvVar("PGY_API_TOKEN") if os.environ.get("PGY_API_TOKEN") else None
-    database_url = EnvVar("PGY_DATABASE_URL") if os.environ.get("PGY_DATABASE_URL") else None
+    settings = Settings.from_env()
+    token = EnvVar("PGY_API_TOKEN") if settings.is_set("PGY_API_TOKEN") else None
+    database_url = EnvVar("PGY_DATABASE_URL") if settings.is_set("PGY_DATABASE_URL") else None
+    # The home only when PGY_HOME is set: a home in config asks for an embedded server there.
+    home = str(settings.home) if settings.is_set("PGY_HOME") else None
     try:
-        settings = Settings.from_env()
+        api = TrendApiResource(token=token, base_url=settings.api_base_url, endpoint=settings.trend_endpoint.value)
     except ConfigError:
-        return {
-            "trend_api": TrendApiResource(token=token),
-            "warehouse": WarehouseResource(database_url=database_url),
-        }
-    return {
-        "trend_api": TrendApiResource(
-            token=token, base_url=settings.api_base_url, endpoint=settings.trend_endpoint.value
-        ),
-        "warehouse": WarehouseResource(database_url=database_url, home=str(settings.home)),
-    }
+        api = TrendApiResource(token=token)
+    return {"trend_api": api, "warehouse": WarehouseResource(database_url=database_url, home=home)}

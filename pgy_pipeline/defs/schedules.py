@@ -14,7 +14,7 @@ schedule never reaches further.
 
 from __future__ import annotations
 
-import os
+import logging
 from datetime import date, timedelta
 
 from dagster import (
@@ -29,7 +29,7 @@ from dagster import (
 
 from pgy_pipeline.api.endpoints import window_for
 from pgy_pipeline.china_time import CHINA_TZ_NAME, china_today, latest_served_date
-from pgy_pipeline.config import time_of_day
+from pgy_pipeline.config import Settings
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.jobs import kol_fans_trend_job
 from pgy_pipeline.defs.partitions import partitions_def, range_tags
@@ -38,14 +38,9 @@ from pgy_pipeline.model import Endpoint
 from pgy_pipeline.plan import date_range
 from pgy_pipeline.warehouse.completeness import oldest_lacking
 
-DEFAULT_TIME = "06:30"
+log = logging.getLogger(__name__)
 SCHEDULE_NAME = "kol_fans_trend_daily"
 HEALING_FALLBACK_TAG = "pgy/healing_fallback"  # set when the warehouse could not be read at tick time
-
-
-def schedule_time(value: str | None) -> tuple[int, int]:
-    """(hour, minute) from `HH:MM`; a malformed value names the variable and the expected form."""
-    return time_of_day(value, "PGY_SCHEDULE_TIME", DEFAULT_TIME)
 
 
 def healing_range(
@@ -85,7 +80,9 @@ def warehouse_lacking(warehouse: WarehouseResource, first: date, last: date) -> 
         )
 
 
-_hour, _minute = schedule_time(os.environ.get("PGY_SCHEDULE_TIME"))
+(_hour, _minute), SCHEDULE_TIME_WARNING = Settings.from_env().at_load(Settings.schedule_time)
+if SCHEDULE_TIME_WARNING:  # the code location still loads; the UI and the alert sensor say why the time is off
+    log.warning(SCHEDULE_TIME_WARNING)
 
 
 @schedule(
@@ -97,6 +94,7 @@ _hour, _minute = schedule_time(os.environ.get("PGY_SCHEDULE_TIME"))
     description=(
         "Yesterday (China time) plus every earlier date of the last 30 days that a KOL lacks in the warehouse "
         "or Dagster shows missing or failed, for every active KOL, in one run; bills 2 calls per KOL."
+        + (f" WARNING: {SCHEDULE_TIME_WARNING}" if SCHEDULE_TIME_WARNING else "")
     ),
 )
 def daily_schedule(

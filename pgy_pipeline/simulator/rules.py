@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pgy_pipeline.errors import InternalSignal
 from pgy_pipeline.model import Endpoint, Series
 
 LEGACY_V1_PATH = "/api/xiaohongshu-pgy/get-kol-fans-trend/v1"
@@ -78,8 +79,8 @@ class TrendQuery:
     window_days: int
 
 
-class BadParams(ValueError):
-    """Answered like the platform: HTTP 200 with code 400 and this message."""
+class BadParams(InternalSignal, ValueError):
+    """Internal signal of the simulator: answered like the platform: HTTP 200 with code 400 and this message."""
 
 
 def resolve(rules: PathRules, query: Mapping[str, list[str]]) -> TrendQuery:

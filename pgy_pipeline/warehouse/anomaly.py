@@ -25,7 +25,6 @@ question (the total-vs-new check), not one of growth. Rows say "suspected", neve
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.config import ConfigError
+from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.warehouse.migrate import ensure_schema
 
 
@@ -53,19 +52,13 @@ class AnomalyRules:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AnomalyRules:
-        """The defaults, overridden by any PGY_ANOMALY_* variable; a malformed value names the variable."""
-        env = os.environ if environ is None else environ
+        """The defaults, overridden by any PGY_ANOMALY_* setting (`Settings.anomaly_<field>`); raises ConfigError."""
+        settings = Settings.from_env(environ)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            name = f"PGY_ANOMALY_{f.name.upper()}"
-            raw = env.get(name)
-            if not raw:
-                continue
-            kind = int if f.type in ("int", int) else float
-            try:
-                values[f.name] = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a number; unset it to use the default") from None
+            value = getattr(settings, f"anomaly_{f.name}")
+            if value is not None:
+                values[f.name] = value
         return cls(**values).checked()
 
     def checked(self) -> AnomalyRules:

@@ -1,7 +1,13 @@
-"""Connecting to the warehouse: a Postgres URL, or an embedded Postgres under PGY_HOME.
+"""Connecting to the warehouse: a Postgres URL, or an embedded Postgres under PGY_HOME where one was asked for.
 
 Every other warehouse module takes a SQLAlchemy `Engine` from here; none of them knows whether the
 server is the machine's own or the embedded one.
+
+An embedded server is a throwaway: on a container launcher it vanishes with the container, data and all.
+So one is created only where someone asked for it (`PGY_DATABASE_URL=embedded`, a `PGY_HOME` that is set,
+the demo and the tests), an embedded warehouse that already exists at the home is reused, and anywhere else
+an unset URL is one sentence naming PGY_DATABASE_URL, with nothing created. A Dagster instance whose own
+storage is Postgres (production) never falls back at all.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pgy_pipeline.config import ConfigError
+from pgy_pipeline.config import DEFAULT_HOME, ConfigError
+from pgy_pipeline.warehouse.errors import describe_database
 
 log = logging.getLogger(__name__)
+EMBEDDED = "embedded"  # PGY_DATABASE_URL's value asking for the embedded server
 
 
 def normalize_url(url: str) -> str:
@@ -55,11 +63,49 @@ def embedded_url(home: Path) -> str:
     return normalize_url(uri)
 
 
-def resolve_url(database_url: str | None, home: Path) -> str:
-    """The configured URL, or the embedded server's when none is configured."""
-    return normalize_url(database_url) if database_url else embedded_url(home)
+def embedded_exists(home: Path) -> bool:
+    """Whether an embedded warehouse was already created under `home` (say, by the demo)."""
+    return (home.expanduser() / "pgdata" / "PG_VERSION").is_file()
 
 
-def make_engine(database_url: str | None, home: Path = Path(".pgy")) -> Engine:
-    """A pooled engine on the configured database (or the embedded one)."""
-    return create_engine(resolve_url(database_url, home), pool_pre_ping=True, future=True)
+def resolve_url(database_url: str | None, home: Path, *, embedded_ok: bool = False, production: bool = False) -> str:
+    """The configured URL; the embedded server's for `embedded`, or when unset where that is allowed.
+
+    `embedded_ok`: the caller was asked for an embedded server (the demo, a set PGY_HOME, a resource's `home`).
+    `production`: the Dagster instance keeps its own storage in Postgres, so an unset URL is never a local one.
+    """
+    if database_url == EMBEDDED:
+        return embedded_url(home)
+    if database_url:
+        return normalize_url(database_url)
+    if production:
+        raise ConfigError(
+            "PGY_DATABASE_URL is not set where this run executes, and this Dagster instance stores its own state in "
+            "Postgres: set PGY_DATABASE_URL to the warehouse's postgresql:// URL in the run's environment."
+        )
+    if embedded_ok or embedded_exists(home):
+        return embedded_url(home)
+    raise ConfigError(
+        "PGY_DATABASE_URL is not set: set it to the warehouse's URL (postgresql://USER:PASSWORD@HOST:5432/DBNAME), "
+        f"or to 'embedded' for a local Postgres under PGY_HOME ({home}); nothing was created."
+    )
+
+
+def make_engine(
+    database_url: str | None, home: Path = DEFAULT_HOME, *, embedded_ok: bool = False, production: bool = False
+) -> Engine:
+    """A pooled engine on the configured database (or the embedded one, see `resolve_url`)."""
+    url = resolve_url(database_url, home, embedded_ok=embedded_ok, production=production)
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def is_embedded(database_url: str | None) -> bool:
+    """Whether this configured URL resolves to the embedded server (`embedded`, or unset where that is allowed)."""
+    return not database_url or database_url == EMBEDDED
+
+
+def describe_warehouse(database_url: str | None, home: Path, engine: Engine) -> str:
+    """Where a run writes, for metadata and messages: `embedded at PATH`, or database and host; never a password."""
+    if is_embedded(database_url):
+        return f"embedded at {home.expanduser().resolve() / 'pgdata'}"
+    return describe_database(engine)

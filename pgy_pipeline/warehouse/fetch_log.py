@@ -51,7 +51,8 @@ SELECT DISTINCT i.id FROM unnest(%s::bigint[]) AS i(id)
 
 def mark_loaded(conn: PgConnection, fetch_log_ids: Iterable[int]) -> None:
     """Record in pgy.fetch_log_loaded that these calls' rows are committed: call it in the transaction that
-    commits them, so the mark is there exactly when the rows are (a rerun fetches the unmarked calls again)."""
+    commits them, so the mark is there exactly when the rows are. Runs do not read the marks (a rerun decides from
+    the stored dates); they are the audit of billed calls whose rows a crash lost."""
     conn.execute(_MARK_LOADED, (list(fetch_log_ids),))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pgy_pipeline.errors import InternalSignal
 from pgy_pipeline.warehouse.dbapi import PgConnection
 
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
@@ -157,8 +158,8 @@ class LoadCounts(NamedTuple):
     unchanged: int
 
 
-class MergeConflict(Exception):
-    """One key staged with two different nums (the loader turns it into LoadRejected)."""
+class MergeConflict(InternalSignal):
+    """Internal signal: one key staged with two different nums (the loader turns it into LoadRejected)."""
 
     def __init__(self, key: tuple[str, object, str], nums: list[int]) -> None:
         kol_id, date_key, increase_type = key
