@@ -141,6 +141,18 @@ def test_the_etl_login_may_append_to_the_audit_trail_but_never_rewrite_it(
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
 
 
+def test_the_etl_login_may_append_quarantine_events_but_never_rewrite_them(etl_url: str, engine: Engine) -> None:
+    (kol,) = track(engine, 1)
+    with psycopg.connect(libpq_url(etl_url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgy.kol_quarantine_event (kol_id, event, on_date) VALUES (%s, 'entered', current_date)", (kol,)
+        )
+        for statement in ("UPDATE pgy.kol_quarantine_event SET event = 'left'", "DELETE FROM pgy.kol_quarantine_event"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        assert conn.execute("SELECT count(*) FROM pgy.kol_quarantine_event").fetchone() == (1,)
+
+
 def test_reader_login_gets_status_and_cannot_change_the_kols(
     engine: Engine,
     reader_url: str,
