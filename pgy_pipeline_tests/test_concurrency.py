@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.api.concurrency import DEFAULT_START
 from pgy_pipeline.model import Series
-from pgy_pipeline.pipeline import run_range
+from pgy_pipeline.pipeline import PROBE_CALLS, run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
 from pgy_pipeline_tests.pipeline_support import stored, track
@@ -76,9 +75,9 @@ def test_daily_run_and_overlapping_backfill_at_once(
         backfill = _backfill(database_url, sim, yesterday - timedelta(days=40), yesterday - timedelta(days=10), today)
         outputs: dict[str, tuple[str, str]] = {}
         try:
-            # The daily run's starting level (no answer comes back to raise it) + the backfill's 4 calls in flight:
-            # more than either process can have alone.
-            both = DEFAULT_START + 4
+            # The daily run's lag probe (its first calls: one series of two KOLs) + the backfill's 4 calls in
+            # flight: more than either process can have alone.
+            both = PROBE_CALLS + 4
             wait_until(lambda: sim.held_in_flight >= both or daily.poll() is not None, "both runs fetching")
             sim.release.set()
             for name, proc in (("daily", daily), ("backfill", backfill)):

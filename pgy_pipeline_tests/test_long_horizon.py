@@ -4,9 +4,10 @@ The simulator's clock walks from 399 days ago to today (the last days must be re
 Dagster's partitions and asset checks, which read the wall clock, line up). Along the way:
 a 10-day outage (the API down: every run fails), publish lags (the newest date not served yet),
 restatements of past values, 5 % transient faults (retried), and one KOL the API fails for 40 days,
-longer than any window can recover, which leaves the only real gap. The last 32 days run through
+longer than the daily window heals: it fails two runs, is quarantined on the third, is tried once a day,
+and when it answers again its largest window (60 days) fills the whole gap. The last 32 days run through
 Dagster, the rest call `run_range` directly. Then the warehouse must hold exactly what the API ever
-served, with its latest values, every restatement as a revision, and the gaps check must list the gap.
+served, with its latest values, every restatement as a revision, and no gap left.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ KOLS = 50
 DAGSTER_DAYS = 32  # the last days go through Dagster in-process
 OUTAGE = range(150, 160)  # day indexes with the API down
 LONG_FAILURE = range(345, 385)  # the API fails every call for KOL 0: longer than the 30-day window heals
+QUARANTINE_AFTER = 3  # partition dates (the default of PGY_QUARANTINE_AFTER_DAYS)
 LAG_DAYS = frozenset({40, 41, 97, 230, 231, 232, 300, 390})  # the newest date is published a day late
 RESTATE_EVERY = 5  # every 5th day, before the run, a few past totals are restated
 # Transient faults, retried by the client. (Code 302 is left out: its deliberate client-wide slow-down is
@@ -189,8 +191,15 @@ def test_400_days_of_daily_runs_match_the_ground_truth(engine: Engine, database_
     assert dagster_runs >= 30
     assert set(OUTAGE) <= failed_days  # the API was down: those runs failed ...
     assert LAG_DAYS - {DAYS - 1} <= failed_days  # ... and so did the days whose date was not published yet
-    assert set(LONG_FAILURE) <= failed_days
-    assert len(failed_days - set(OUTAGE) - LAG_DAYS - set(LONG_FAILURE)) <= 3  # transient faults were retried
+    first_failing = set(LONG_FAILURE[: QUARANTINE_AFTER - 1])
+    assert first_failing <= failed_days  # KOL 0 fails the runs before it is quarantined, not the 38 after
+    assert len(failed_days - set(OUTAGE) - LAG_DAYS - first_failing) <= 3  # transient faults were retried
+    with engine.connect() as conn:
+        events = conn.execute(text("select kol_id, event, on_date from pgy.kol_quarantine_event order by id")).all()
+    assert [(k, e) for k, e, _ in events if k == kols[0]] == [(kols[0], "entered"), (kols[0], "left")]
+    entered, left = (d for k, _, d in events if k == kols[0])
+    assert entered == world.today(LONG_FAILURE[QUARANTINE_AFTER - 1]) - timedelta(days=1)
+    assert left == world.today(LONG_FAILURE.stop) - timedelta(days=1)
 
     with engine.connect() as conn:
         rows = conn.execute(text("select kol_id, increase_type, date_key, num from pgy.kol_fans_trend")).all()
@@ -230,23 +239,12 @@ def test_400_days_of_daily_runs_match_the_ground_truth(engine: Engine, database_
     assert changed <= chains.keys()
     assert len(world.restatements) >= 150
 
-    # Gaps only where the API never served the date: KOL 0's 40-day failure, and the gaps check lists it.
+    # No gap: KOL 0's first answer after its quarantine asked for the largest window, which reaches back over
+    # its 40 failing days; the gaps check agrees.
     as_of = last_today - timedelta(days=1)
-    expected = _expected_gaps(world.served, as_of, 60)
-    assert [(g.kol_id, g.increase_type) for g in expected] == [(kols[0], "new_fans"), (kols[0], "total_fans")]
-    assert series_gaps(engine, as_of, 60) == expected
-    gaps_check = final_checks["no_gaps_60_days"]
-    assert not gaps_check.passed
-    listed = gaps_check.metadata["gaps"].value
-    assert listed == [f"{g.kol_id} {g.increase_type}: {g.missing} from {g.first_missing}" for g in expected]
-
-    # The remedy the check asks for: a backfill over the gap while the API still serves it (60-day window).
-    gap = expected[0]
-    with sim, TrendClient(sim.base_url, Secret(sim.token), concurrency=16, today=lambda: last_today) as client:
-        healed = run_range(engine, client, gap.first_missing, gap.first_missing + timedelta(days=gap.missing - 1),
-                           run_id="backfill-gap", today=last_today, kol_ids=[kols[0]])  # fmt: skip
-    assert healed.problems == [] and healed.rows_inserted == 2 * gap.missing
+    assert _expected_gaps(world.served, as_of, 60) == []
     assert series_gaps(engine, as_of, 60) == []
+    assert final_checks["no_gaps_60_days"].passed
     print(
         f"long horizon: {DAYS} days x {KOLS} KOLs in {elapsed:.1f} s "
         f"({DAYS - dagster_runs} direct runs {direct_s:.1f} s, {dagster_runs} through Dagster)"
