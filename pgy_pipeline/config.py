@@ -131,6 +131,29 @@ def require_token(token: Secret | None) -> Secret:
     return token
 
 
+def report_base_url(value: str | None) -> str | None:
+    """Where the report directory is published (PGY_REPORT_BASE_URL), without a trailing slash; None when unset."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"PGY_REPORT_BASE_URL={value!r} is not an http(s) URL, e.g. https://intranet/pgy-reports")
+    return value.rstrip("/")
+
+
+def call_budget(value: str | None) -> int | None:
+    """Billed calls allowed per China day (PGY_DAILY_CALL_BUDGET); None when unset (no limit)."""
+    if not value or not value.strip():
+        return None
+    try:
+        budget = int(value.strip())
+    except ValueError:
+        budget = 0
+    if budget < 1:
+        raise ConfigError(f"PGY_DAILY_CALL_BUDGET={value!r} is not a positive whole number; unset it for no limit")
+    return budget
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline reads from its environment."""
@@ -140,15 +163,22 @@ class Settings:
     trend_endpoint: Endpoint = Endpoint.LEGACY_V1
     database_url: str | None = None
     home: Path = field(default_factory=lambda: Path(".pgy"))
+    report_dir: Path = field(default_factory=lambda: Path(".pgy") / "reports")
+    report_base_url: str | None = None
+    daily_call_budget: int | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         token = env.get("PGY_API_TOKEN") or None
+        home = Path(env.get("PGY_HOME") or ".pgy")
         return cls(
             api_token=Secret(token) if token else None,
             api_base_url=resolve_base_url(env.get("PGY_API_BASE_URL")),
             trend_endpoint=parse_endpoint(env.get("PGY_TREND_ENDPOINT")),
             database_url=env.get("PGY_DATABASE_URL") or None,
-            home=Path(env.get("PGY_HOME") or ".pgy"),
+            home=home,
+            report_dir=Path(env.get("PGY_REPORT_DIR") or home / "reports"),
+            report_base_url=report_base_url(env.get("PGY_REPORT_BASE_URL")),
+            daily_call_budget=call_budget(env.get("PGY_DAILY_CALL_BUDGET")),
         )

@@ -42,9 +42,11 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from pydantic import Field
 
 from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
+from pgy_pipeline.config import ConfigError, report_base_url
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.partitions import partitions_def, tagged_range
 from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.report.build import LATEST, report_url
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.fetch_log import billed_calls_of_run
 
@@ -90,6 +92,15 @@ def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
     return None
 
 
+def _report_link() -> str | None:
+    """The newest follower report (latest.html) when PGY_REPORT_BASE_URL says where reports are published."""
+    try:
+        return report_url(report_base_url(os.environ.get("PGY_REPORT_BASE_URL")), LATEST)
+    except ConfigError as exc:  # an alert without the link beats no alert
+        log.warning("no report link: %s", exc)
+        return None
+
+
 def _subject(run: DagsterRun) -> str:
     """What the run materialised (UI backfills and CLI runs all share the job name __ASSET_JOB), else its job."""
     if run.asset_selection:
@@ -131,6 +142,7 @@ def run_failure_alert(
         reason=_failure_reason(context),
         billed_calls=_billed(warehouse, run.run_id),
         link=settings.run_url(run.run_id),
+        report=_report_link(),
     )
     _send(settings, alert)
     return None
@@ -154,6 +166,7 @@ def _check_alert(
         reason=evaluation.description or f"check {evaluation.check_name} failed; open the run for its metadata",
         billed_calls=_billed(wh, run_id) if run_id else None,
         link=settings.run_url(run_id) if run_id else settings.asset_url(evaluation.asset_key.to_user_string()),
+        report=_report_link(),
     )
 
 
