@@ -63,4 +63,5 @@ def planted_warehouse(engine: Engine) -> Iterator[Scenario]:
         assert not run_range(engine, client, latest, latest, run_id="rerun", force=True, today=sim.today).problems
         refresh_anomalies(engine, start, latest, rules=AnomalyRules(), run_id="anomaly")
         add_kols(engine, [late])
-        yield Scenario(kols, planted, young, restated, late, latest - timedelta(days=2), restated_day, latest, sim.today)
+        spike_day = latest - timedelta(days=2)
+        yield Scenario(kols, planted, young, restated, late, spike_day, restated_day, latest, sim.today)
