@@ -67,8 +67,8 @@ def _dagster_home(home: Path) -> Path:
     return path
 
 
-def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> bool:
-    """One Dagster run over the last `days` partitions; returns whether it succeeded."""
+def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> tuple[bool, str | None]:
+    """One Dagster run over the last `days` partitions; returns whether it succeeded, and the report's path."""
     from dagster import DagsterInstance, materialize
 
     from pgy_pipeline.defs.anomaly import kol_fans_anomaly
@@ -104,9 +104,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     else:
         print(f"run {result.run_id} failed; see the Dagster UI (pgy-pipeline demo --ui) for the reason")
     reports = result.asset_materializations_for_node("kol_fans_report")
-    if reports:
-        print(f"\nfollower report (one HTML file, opens offline in any browser): {reports[-1].metadata['path'].value}")
-    return result.success
+    return result.success, str(reports[-1].metadata["path"].value) if reports else None
 
 
 def _print_rows(engine: Engine, days: int) -> None:
@@ -173,8 +171,10 @@ def run_demo(*, days: int = 7, ui: bool = False, port: int = 3000, sim_port: int
     with Simulator(port=sim_port) as sim:
         print(f"simulator (the Just One API, offline) at {sim.base_url}, token {sim.token!r}")
         plant_bought_followers(sim)
-        ok = _materialise(sim, home, settings.database_url, days)
+        ok, report = _materialise(sim, home, settings.database_url, days)
         _print_rows(engine, days)
+        if report:
+            print(f"\nfollower report (one HTML file, opens offline in any browser): {report}")
         engine.dispose()
         command = _dagster_dev_command(port)
         if not ui:

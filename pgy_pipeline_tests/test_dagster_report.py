@@ -46,10 +46,11 @@ def test_the_report_of_a_bought_batch_lands_after_the_anomalies_with_its_path_ur
     )
     assert result.success
     mats = result.asset_materializations_for_node("kol_fans_report")
-    assert sorted(m.partition for m in mats) == [(spike_day + timedelta(days=i)).isoformat() for i in range(3)]
+    assert sorted(str(m.partition) for m in mats) == [(spike_day + timedelta(days=i)).isoformat() for i in range(3)]
     md = {k: v.value for k, v in mats[0].metadata.items()}
     name = f"pgy-report-{yesterday}.html"
-    assert Path(md["path"]) == (report_env / name).resolve() and Path(md["path"]).is_file()
+    path = Path(str(md["path"]))
+    assert path == (report_env / name).resolve() and path.is_file()
     assert md["url"] == f"{BASE_URL}/{name}" and md["reports_written"] == 3
     assert sorted(p.name for p in report_env.iterdir()) == sorted(
         ["latest.html", *(f"pgy-report-{spike_day + timedelta(days=i)}.html" for i in range(3))]
@@ -59,7 +60,7 @@ def test_the_report_of_a_bought_batch_lands_after_the_anomalies_with_its_path_ur
     assert f"| {kols[1]} | spike_then_drop | Suspected bought followers shed" in summary  # yesterday's suspicion
     gainers = summary.split("**New suspicions")[0]
     assert gainers.count("| 5f") == 2 and kols[1] not in gainers  # it lost followers yesterday: not a gainer
-    page = Path(md["path"]).read_text()
+    page = path.read_text()
     assert f'datetime="{spike_day}"' in page and f'id="anomaly-{kols[1]}"' in page
     assert "of 7</td>" in page  # billed calls against the daily budget in the fetch health table
 
