@@ -41,14 +41,14 @@
       ctx.save();
       ctx.lineWidth = 2 * devicePixelRatio;
       ctx.font = 10 * devicePixelRatio + "px sans-serif";
-      list.forEach(function (m) {
+      list.forEach(function (m, n) {
         var x = Math.round(u.valToPos(xs[m.i], "x", true));
         ctx.strokeStyle = ctx.fillStyle = m.colour;
         ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
         ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
         var w = ctx.measureText(m.text).width, pad = 3 * devicePixelRatio;
         var tx = x + pad + w > u.bbox.left + u.bbox.width ? x - pad - w : x + pad;  // inside the plot
-        ctx.fillText(m.text, tx, top + (m.colour === "#d62728" ? 12 : 24) * devicePixelRatio);
+        ctx.fillText(m.text, tx, top + (12 + 12 * (n % 3)) * devicePixelRatio);  // staggered: marks may be close
       });
       ctx.restore();
     } } };
