@@ -255,3 +255,16 @@ def test_the_report_file_is_written_whole(engine: Engine, scenario: Scenario, tm
     )
     assert written.size_bytes == out.stat().st_size and [k.kol_id for k in written.data.kols] == [scenario.planted]
     assert out.read_text().rstrip().endswith("</html>") and list(out.parent.iterdir()) == [out]
+
+
+def test_a_hostile_label_stays_text(engine: Engine, scenario: Scenario) -> None:
+    label = '</script><img src="http://198.51.100.1/x" onerror=alert(1)><!--'
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE pgy.tracked_kol SET label = :l WHERE kol_id = :k"), {"l": label, "k": scenario.planted}
+        )
+    html, page = _page(engine, scenario)
+    assert "<img" not in html and all(link.startswith("#") for link in page.links)
+    data = _embedded(html)
+    index = data["ids"].index(scenario.planted)  # type: ignore[attr-defined]
+    assert data["labels"][str(index)] == label  # type: ignore[index]
