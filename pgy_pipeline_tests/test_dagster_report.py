@@ -3,12 +3,13 @@ requested automatically after the anomalies (a backfill range in one run), and l
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, evaluate_automation_conditions, materialize
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from pgy_pipeline.alerts import Alert
 from pgy_pipeline.defs.alerts import _report_link
@@ -17,6 +18,7 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import range_tags
 from pgy_pipeline.defs.report import kol_fans_report
 from pgy_pipeline.demo import plant_bought_followers
+from pgy_pipeline.report.data import load_report_data
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
 
@@ -63,6 +65,12 @@ def test_the_report_of_a_bought_batch_lands_after_the_anomalies_with_its_path_ur
     page = path.read_text()
     assert f'datetime="{spike_day}"' in page and f'id="anomaly-{kols[1]}"' in page
     assert "of 7</td>" in page  # billed calls against the daily budget in the fetch health table
+    shown = load_report_data(engine, spike_day, yesterday, oldest_reachable=spike_day).health
+    with engine.connect() as conn:
+        view = conn.execute(
+            text("SELECT fetch_date, calls, calls_ok, calls_failed, billed_calls, codes FROM pgy.fetch_health")
+        ).all()
+    assert [astuple(h) for h in shown] == [tuple(row) for row in view] and shown  # the view's figures, that day
 
 
 def test_the_report_is_requested_for_exactly_the_anomaly_partitions_that_landed(

@@ -48,7 +48,7 @@ class Revision:
 
 @dataclass(frozen=True)
 class HealthDay:
-    """One China day of API calls (pgy.fetch_health)."""
+    """One China day of API calls: the figures of pgy.fetch_health for that day."""
 
     fetch_date: date
     calls: int
@@ -117,10 +117,31 @@ SELECT kol_id, date_key, increase_type, old_num, new_num, changed_at FROM pgy.ko
  ORDER BY kol_id, date_key, changed_at
 """
 
+# pgy.fetch_health's figures for the China days after :start up to the day after :end (when :end was fetched).
+# Read from pgy.fetch_log within that time range (its time index) rather than from the view, which aggregates the
+# whole log before any filter applies: a year of calls is millions of rows.
 _HEALTH_SQL = """
-SELECT fetch_date, calls, calls_ok, calls_failed, billed_calls, codes FROM pgy.fetch_health
- WHERE fetch_date > :start AND fetch_date <= CAST(:end AS date) + 1
- ORDER BY fetch_date
+WITH attempts AS (
+    SELECT (fetched_at AT TIME ZONE 'Asia/Shanghai')::date AS fetch_date, attempt, outcome, is_final, billed,
+           coalesce(api_code::text, 'http_' || http_status::text, outcome) AS code
+      FROM pgy.fetch_log
+     WHERE fetched_at >= (CAST(:start AS date) + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
+       AND fetched_at < (CAST(:end AS date) + 2)::timestamp AT TIME ZONE 'Asia/Shanghai'
+),
+codes AS (
+    SELECT fetch_date, jsonb_object_agg(code, n ORDER BY code) AS codes
+      FROM (SELECT fetch_date, code, count(*) AS n FROM attempts WHERE attempt > 0 GROUP BY 1, 2) c
+     GROUP BY fetch_date
+)
+SELECT a.fetch_date,
+       count(*) FILTER (WHERE a.is_final) AS calls,
+       count(*) FILTER (WHERE a.is_final AND a.outcome = 'ok') AS calls_ok,
+       count(*) FILTER (WHERE a.is_final AND a.outcome NOT IN ('ok', 'not_attempted')) AS calls_failed,
+       count(*) FILTER (WHERE a.billed) AS billed_calls,
+       coalesce(c.codes, '{}'::jsonb) AS codes
+  FROM attempts a LEFT JOIN codes c USING (fetch_date)
+ GROUP BY a.fetch_date, c.codes
+ ORDER BY a.fetch_date
 """
 
 
