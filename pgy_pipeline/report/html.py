@@ -58,7 +58,8 @@ def _anomaly_section(data: ReportData, index: dict[str, int]) -> str:
     for r in data.revisions:
         revised.setdefault(r.kol_id, set()).add(r.date_key.isoformat())
     cards = []
-    for kol_id, found in sorted(by_kol.items(), key=lambda kv: -max(a.score for a in kv[1])):
+    newest_first = sorted(by_kol.items(), key=lambda kv: (-max(a.date_key for a in kv[1]).toordinal(), kv[0]))
+    for kol_id, found in newest_first:
         items = "".join(
             f'<li><time class="mark {escape(a.rule)}" datetime="{a.date_key}">{a.date_key}</time> '
             f"<b>{escape(a.rule)}</b>: {escape(a.summary)}</li>"
@@ -76,7 +77,7 @@ def _anomaly_section(data: ReportData, index: dict[str, int]) -> str:
         )
     if not cards:
         return "<p>No suspected anomalies in this range.</p>"
-    return f"<p>{len(cards)} KOL(s), strongest first. Suspicions, never proof.</p>" + "".join(cards)
+    return f"<p>{len(cards)} KOL(s), newest suspicion first. Suspicions, never proof.</p>" + "".join(cards)
 
 
 def _movers_section(data: ReportData, index: dict[str, int]) -> str:
