@@ -1,5 +1,6 @@
 """kol_fans_report run by Dagster for real: the partition's file, its path, URL and markdown in the metadata,
-requested automatically after the anomalies (a backfill range in one run), and linked from chat alerts."""
+requested automatically after the anomalies (a backfill range in one run), linked from chat alerts, and new
+suspicions sent to a local webhook receiver with the link to their report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions, evaluate_automation_conditions, materialize
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    build_sensor_context,
+    evaluate_automation_conditions,
+    materialize,
+)
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.alerts import Alert
-from pgy_pipeline.defs.alerts import _report_link
+from pgy_pipeline.defs.alerts import AlertsResource, _report_link, check_and_freshness_alert
 from pgy_pipeline.defs.anomaly import kol_fans_anomaly
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import range_tags
@@ -21,8 +29,11 @@ from pgy_pipeline.demo import plant_bought_followers
 from pgy_pipeline.report.data import load_report_data
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+from pgy_pipeline_tests.webhook_receiver import receiver
 
 REPORT = AssetKey("kol_fans_report")
+WECOM_PATH = "/cgi-bin/webhook/send?key=wecom-robot-key-0001"
+UI = "http://127.0.0.1:3000"
 BASE_URL = "http://127.0.0.1:8000/reports"  # a name in the metadata and messages; nothing is requested from it
 
 
@@ -102,3 +113,39 @@ def test_failure_alerts_link_the_newest_report_when_its_address_is_set(
     assert ("Report", f"{BASE_URL}/latest.html") in alert.lines()
     monkeypatch.delenv("PGY_REPORT_BASE_URL")
     assert _report_link() is None
+
+
+def test_new_suspicions_send_one_message_linking_the_partitions_report(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date, report_env: Path
+) -> None:
+    kols = track(engine, 3)
+    plant_bought_followers(sim, kols[1])  # yesterday: the spike's loss crosses half of it (spike_then_drop)
+    with receiver("wecom") as r:
+        resources = {
+            **dagster_resources(sim, database_url),
+            "alerts": AlertsResource(webhook_url=r.base_url + WECOM_PATH, kind="wecom", ui_base_url=UI),
+        }
+
+        def tick(cursor: str | None) -> str | None:
+            with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+                check_and_freshness_alert(context)
+                return context.cursor
+
+        cursor = tick(None)
+        start = yesterday - timedelta(days=2)
+        result = materialize(  # three partitions in one run: three materialisations, one message
+            [kol_fans_trend, kol_fans_anomaly, kol_fans_report],
+            resources=resources,
+            instance=instance,
+            tags=range_tags(start, yesterday),
+        )
+        assert result.success
+        cursor = tick(cursor)
+        (got,) = r.messages()
+        tick(cursor)
+        assert len(r.messages()) == 1  # never repeated
+    content = got.body["markdown"]["content"]
+    assert "Suspected anomalies: kol_fans_anomaly" in content and f"Partitions: {start}..{yesterday}" in content
+    assert f"1 new suspicion(s) on the newest date (not proof): {kols[1]} (spike_then_drop)" in content
+    assert f"Report: {BASE_URL}/pgy-report-{yesterday}.html" in content
+    assert f"{UI}/runs/{result.run_id}" in content

@@ -7,7 +7,9 @@ Two sensors, both evaluated by the Dagster daemon:
   tags, the reason from the failed step (the asset's own one-sentence `Failure`), billed calls from
   pgy.fetch_log, and the run's link.
 - `pgy_alert_on_check_or_freshness`: reads the event log after its cursor for asset check evaluations
-  (alerting on failed ERROR-severity ones) and freshness state changes (alerting when one turns FAIL).
+  (alerting on failed ERROR-severity ones), freshness state changes (alerting when one turns FAIL) and
+  materialisations of `kol_fans_report` (alerting, once per run, when its newest date has new suspicions,
+  with the link to that partition's report when PGY_REPORT_BASE_URL is set).
   Its first tick starts at the newest event, like Dagster's run-status sensors: history is not replayed.
 
 Both run when PGY_ALERT_WEBHOOK_URL is set where the definitions load and are stopped otherwise (off
@@ -22,6 +24,7 @@ import os
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckSeverity,
+    AssetKey,
     ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 OFF = "alerts are off: set PGY_ALERT_WEBHOOK_URL and PGY_ALERT_WEBHOOK_KIND where Dagster runs"
 _STATUS = DefaultSensorStatus.RUNNING if os.environ.get("PGY_ALERT_WEBHOOK_URL") else DefaultSensorStatus.STOPPED
 EVENTS_PER_TICK = 200
+REPORT_ASSET = AssetKey("kol_fans_report")  # a name, not an import: the report's module imports nothing from here
 
 
 class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -191,10 +195,36 @@ def _freshness_alert(settings: AlertSettings, record: EventLogRecord) -> Alert |
     )
 
 
-def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int) -> list[EventLogRecord]:
+def _suspicion_alert(settings: AlertSettings, record: EventLogRecord) -> Alert | None:
+    """New suspicions on the newest partition of a kol_fans_report run, with the link to that partition's report."""
+    materialization = record.asset_materialization
+    if materialization is None:
+        return None
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    count = metadata.get("new_suspicions")
+    if not isinstance(count, int) or count == 0:
+        return None
+    run_id = record.event_log_entry.run_id
+    url = metadata.get("url")
+    return Alert(
+        event="Suspected anomalies",
+        subject="kol_fans_anomaly",
+        partitions=str(metadata.get("partition_range") or materialization.partition),
+        reason=f"{count} new suspicion(s) on the newest date (not proof): {metadata.get('new_suspicions_named')}",
+        billed_calls=None,
+        link=settings.run_url(run_id) if run_id else None,
+        report=url if isinstance(url, str) else None,
+    )
+
+
+def _records(
+    instance: DagsterInstance, event_type: DagsterEventType, after: int, asset_key: AssetKey | None = None
+) -> list[EventLogRecord]:
     return list(
         instance.get_event_records(
-            EventRecordsFilter(event_type=event_type, after_cursor=after), limit=EVENTS_PER_TICK, ascending=True
+            EventRecordsFilter(event_type=event_type, asset_key=asset_key, after_cursor=after),
+            limit=EVENTS_PER_TICK,
+            ascending=True,
         )
     )
 
@@ -203,7 +233,10 @@ def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int
     name="pgy_alert_on_check_or_freshness",
     default_status=_STATUS,
     minimum_interval_seconds=30,
-    description="One chat message per failed ERROR asset check and per missed freshness deadline.",
+    description=(
+        "One chat message per failed ERROR asset check, per missed freshness deadline, and per kol_fans_report run "
+        "whose newest date has new suspected anomalies."
+    ),
 )
 def check_and_freshness_alert(
     context: SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
@@ -214,9 +247,11 @@ def check_and_freshness_alert(
     instance = context.instance
     if context.cursor is None:  # first tick: start at the newest event, as Dagster's run-status sensors do
         newest = instance.event_log_storage.get_maximum_record_id() or 0
-        context.update_cursor(json.dumps({"check": newest, "freshness": newest}))
+        context.update_cursor(json.dumps({"check": newest, "freshness": newest, "report": newest}))
         return SkipReason(f"starting after event {newest}")
     cursor = json.loads(context.cursor)
+    if "report" not in cursor:  # a cursor from before suspicion alerts: they start now, like a first tick
+        cursor["report"] = instance.event_log_storage.get_maximum_record_id() or 0
     alerts_due: list[Alert] = []
     for record in _records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, cursor["check"]):
         cursor["check"] = record.storage_id
@@ -226,6 +261,13 @@ def check_and_freshness_alert(
     for record in _records(instance, DagsterEventType.FRESHNESS_STATE_CHANGE, cursor["freshness"]):
         cursor["freshness"] = record.storage_id
         alert = _freshness_alert(settings, record)
+        if alert:
+            alerts_due.append(alert)
+    runs_seen: set[str] = set()  # a run over several partitions materialises each; one message per run
+    for record in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, cursor["report"], REPORT_ASSET):
+        cursor["report"] = record.storage_id
+        alert = None if record.event_log_entry.run_id in runs_seen else _suspicion_alert(settings, record)
+        runs_seen.add(record.event_log_entry.run_id)
         if alert:
             alerts_due.append(alert)
     context.update_cursor(json.dumps(cursor))  # advance first: a chat outage must not replay events forever

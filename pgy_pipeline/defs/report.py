@@ -27,7 +27,9 @@ from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.plan import date_range, oldest_reachable_date
 from pgy_pipeline.report.build import report_url, write_partition_reports
-from pgy_pipeline.report.summary import summary_markdown
+from pgy_pipeline.report.summary import new_suspicions, summary_markdown
+
+NAMED_SUSPICIONS = 10  # KOLs named in the metadata (and so in the chat alert); the count is always complete
 
 
 class ReportConfig(Config):
@@ -64,12 +66,18 @@ def kol_fans_report(
         )
     newest = written[-1]
     url = report_url(settings.report_base_url, newest.path.name)
+    new = new_suspicions(newest.data)
     metadata = {
         "partition_range": MetadataValue.text(f"{start}..{end}"),
         "path": MetadataValue.path(str(newest.path.resolve())),
         "size_bytes": MetadataValue.int(newest.size_bytes),
         "reports_written": MetadataValue.int(len(written)),
         "summary": MetadataValue.md(summary_markdown(newest.data, url)),
+        "new_suspicions": MetadataValue.int(len(new)),
+        "new_suspicions_named": MetadataValue.text(
+            ", ".join(f"{a.kol_id} ({a.rule})" for a in new[:NAMED_SUSPICIONS])
+            + (" …" if len(new) > NAMED_SUSPICIONS else "")
+        ),
     }
     if url:
         metadata["url"] = MetadataValue.url(url)

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from pgy_pipeline.report.data import ReportData
 from pgy_pipeline.report.rankings import movers, top
+from pgy_pipeline.warehouse.anomaly import Anomaly
 
 TOP_GAINERS = 10
+
+
+def new_suspicions(data: ReportData) -> list[Anomaly]:
+    """The suspicions dated on the report's last date."""
+    return [a for a in data.anomalies if a.date_key == data.end]
 
 
 def summary_markdown(data: ReportData, url: str | None = None) -> str:
@@ -20,7 +26,7 @@ def summary_markdown(data: ReportData, url: str | None = None) -> str:
     lines += [f"| {i} | {m.kol_id} | {m.after:,} | {m.gain:+,} | {m.rate:+.2%} |" for i, m in enumerate(gainers, 1)]
     if not gainers:
         lines.append("| - | no KOL has totals for both this day and the day before | | | |")
-    new = [a for a in data.anomalies if a.date_key == data.end]
+    new = new_suspicions(data)
     lines += ["", f"**New suspicions on {data.end}** ({len(new)}; suspicions, not proof)", ""]
     if new:
         lines += ["| kol_id | rule | summary |", "|---|---|---|"]
