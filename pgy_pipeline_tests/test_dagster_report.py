@@ -149,3 +149,29 @@ def test_new_suspicions_send_one_message_linking_the_partitions_report(
     assert f"1 new suspicion(s) on the newest date (not proof): {kols[1]} (spike_then_drop)" in content
     assert f"Report: {BASE_URL}/pgy-report-{yesterday}.html" in content
     assert f"{UI}/runs/{result.run_id}" in content
+
+
+def test_one_automation_tick_requests_the_anomalies_and_the_report_together(
+    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+) -> None:
+    from pgy_pipeline.defs.anomaly import anomaly_automation_sensor
+
+    track(engine, 2)
+    assets = [kol_fans_trend, kol_fans_anomaly, kol_fans_report]
+    defs = Definitions(
+        assets=assets, sensors=[anomaly_automation_sensor], resources=dagster_resources(sim, database_url)
+    )
+    selected = anomaly_automation_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    assert selected == {AssetKey("kol_fans_anomaly"), REPORT}  # the anomaly sensor evaluates the report too
+    first = evaluate_automation_conditions(defs=defs, instance=instance)
+    start = yesterday - timedelta(days=2)
+    assert materialize(
+        [kol_fans_trend],
+        resources=dagster_resources(sim, database_url),
+        instance=instance,
+        tags=range_tags(start, yesterday),
+    ).success
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    wanted = {(start + timedelta(days=i)).isoformat() for i in range(3)}
+    assert after.get_requested_partitions(AssetKey("kol_fans_anomaly")) == wanted
+    assert after.get_requested_partitions(REPORT) == wanted  # in the same tick: one backfill, anomalies first

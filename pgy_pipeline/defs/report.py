@@ -2,18 +2,17 @@
 
 Downstream of `kol_fans_anomaly` with the same daily partitions and single-run backfills, and materialised
 after it the way the anomaly asset follows the trend: Dagster's `eager()` without the "latest time window
-only" clause, emitted as a backfill by its automation sensor, so the anomalies of 60 partitions are
-followed by one run writing 60 reports (the warehouse is read once for all of them). The files, their
+only" clause. The anomaly asset's automation sensor targets the anomalies and everything downstream of them,
+so a report is requested in the same tick and backfill as the anomalies it waits for (one more sensor would
+cost the daemon another evaluation every 30 s); 60 partitions of anomalies are followed by one run writing 60
+reports (the warehouse is read once for all of them). The files, their
 contents and their names are `pgy_pipeline.report`'s; this module only wires them to Dagster.
 """
 
 from dagster import (
     AssetExecutionContext,
-    AssetSelection,
-    AutomationConditionSensorDefinition,
     BackfillPolicy,
     Config,
-    DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -82,12 +81,3 @@ def kol_fans_report(
     if url:
         metadata["url"] = MetadataValue.url(url)
     return MaterializeResult(metadata=metadata)
-
-
-report_automation_sensor = AutomationConditionSensorDefinition(
-    "kol_fans_report_automation",
-    target=AssetSelection.assets(kol_fans_report),
-    default_status=DefaultSensorStatus.RUNNING,
-    emit_backfills=True,  # a multi-partition request becomes ONE run (single-run backfill policy)
-    description="Writes kol_fans_report for every partition of kol_fans_anomaly that lands.",
-)
