@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import Engine
 
@@ -111,6 +112,8 @@ def _kols(args: argparse.Namespace, settings: Settings) -> int:
         kols.validate_ids(args.ids)  # before touching the database: a typo must not start Postgres
     engine = _engine(settings)
     ensure_schema(engine)
+    if args.kols_command == "show":
+        return _kols_show(args, settings, engine)
     if args.kols_command == "add":
         added = kols.add_kols(engine, args.ids, label=args.label)
     elif args.kols_command == "import":
@@ -147,8 +150,65 @@ def _add_kols(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("--label", help="free-text label stored with the KOLs")
     ls = ks.add_parser("list", help="tracked KOLs (active ones unless --all)")
     ls.add_argument("--all", action="store_true", help="include removed (inactive) KOLs")
-    for p in (add, rm, imp, ls):
+    show = ks.add_parser("show", help="one KOL at a glance: curve, new fans, anomalies, revisions, coverage, answers")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--days", type=int, default=60, help="dates ending yesterday (China time) to show (default 60)")
+    for p in (add, rm, imp, ls, show):
         p.set_defaults(handler=_kols)
+
+
+def _kols_show(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from pgy_pipeline.report.terminal import show_kol
+
+    end, oldest = _report_dates(settings)
+    print(show_kol(engine, args.id, end=end, days=args.days, oldest_reachable=oldest))
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def _report_dates(settings: Settings) -> tuple[date, date]:
+    """The newest date the API serves today (China time) and the oldest its largest window still reaches."""
+    from pgy_pipeline.china_time import china_today, latest_served_date
+    from pgy_pipeline.plan import oldest_reachable_date
+
+    today = china_today()
+    return latest_served_date(today), oldest_reachable_date(today, settings.trend_endpoint)
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from pgy_pipeline.report.build import report_name, report_url, write_report
+    from pgy_pipeline.warehouse.migrate import ensure_schema
+
+    engine = _engine(settings)
+    ensure_schema(engine)
+    end, oldest = _report_dates(settings)
+    out = Path(args.out) if args.out else settings.report_dir / report_name(end)
+    written = write_report(
+        engine,
+        out,
+        end=end,
+        days=args.days,
+        oldest_reachable=oldest,
+        kol_ids=args.kols,
+        budget=settings.daily_call_budget,
+    )
+    url = None if args.out else report_url(settings.report_base_url, out.name)
+    print(f"wrote {written.path} ({written.size_bytes / 1e6:.1f} MB, {len(written.data.kols)} KOLs)")
+    if url:
+        print(url)
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rp = sub.add_parser("report", help="write the follower report: one self-contained HTML file (opens offline)")
+    rp.add_argument("--out", help="file to write (default: PGY_REPORT_DIR/pgy-report-<yesterday>.html)")
+    rp.add_argument("--days", type=int, default=60, help="dates ending yesterday (China time) to cover (default 60)")
+    rp.add_argument("--kols", nargs="+", metavar="ID", help="only these KOLs (default: every active one)")
+    rp.set_defaults(handler=_report)
 
 
 # --- simulator ---------------------------------------------------------------------------------------
@@ -224,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_simulator(sub)
     _add_status(sub)
+    _add_report(sub)
     return parser
 
 

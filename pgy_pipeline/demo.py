@@ -1,9 +1,9 @@
 """The offline demo: embedded Postgres + the local simulator + Dagster, no token and no server needed.
 
 `pgy-pipeline demo` tracks a sample KOL set, materialises the last 7 daily partitions of
-`kol_fans_trend` and `kol_fans_anomaly` through Dagster in one run (with the asset checks), and prints
-what landed and the suspected anomalies: one sample KOL has a bought batch of followers planted in the
-simulator, most of which disappears two days later.
+`kol_fans_trend`, `kol_fans_anomaly` and `kol_fans_report` through Dagster in one run (with the asset
+checks), and prints what landed, the suspected anomalies and the path of the follower report (HTML): one
+sample KOL has a bought batch of followers planted in the simulator, most of which disappears two days later.
 `pgy-pipeline demo --ui` then keeps the simulator running and starts `dagster dev` against the same
 warehouse and Dagster instance, so the run shows in the UI and a backfill can be launched there.
 
@@ -47,13 +47,15 @@ SAMPLE_KOLS = (
 PLANTED_KOL = SAMPLE_KOLS[2]  # gets a bought batch two days before the latest date, most of it lost on the latest
 
 
-def _plant_bought_followers(sim: Simulator) -> None:
-    """A batch of followers bought for PLANTED_KOL (10 % of its total, at least 5,000), 70 % of it gone 2 days later."""
+def plant_bought_followers(sim: Simulator, kol_id: str = PLANTED_KOL) -> int:
+    """A batch of followers bought for `kol_id` (10 % of its total, at least 5,000) two days before the latest
+    date, 70 % of it gone on the latest; returns the batch's size."""
     spike_day = sim.latest_date - timedelta(days=2)
-    total = sim.truth(PLANTED_KOL, Series.TOTAL_FANS, spike_day) or 0
+    total = sim.truth(kol_id, Series.TOTAL_FANS, spike_day) or 0
     batch = max(5_000, total // 10)
-    sim.jump(PLANTED_KOL, spike_day, batch)
-    sim.jump(PLANTED_KOL, sim.latest_date, -batch * 7 // 10)
+    sim.jump(kol_id, spike_day, batch)
+    sim.jump(kol_id, sim.latest_date, -batch * 7 // 10)
+    return batch
 
 
 def _dagster_home(home: Path) -> Path:
@@ -111,14 +113,15 @@ def _stop_hint(settings: Settings) -> str | None:
     )
 
 
-def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> bool:
-    """One Dagster run over the last `days` partitions; returns whether it succeeded."""
+def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int) -> tuple[bool, str | None]:
+    """One Dagster run over the last `days` partitions; returns whether it succeeded, and the report's path."""
     from dagster import DagsterInstance, materialize
 
     from pgy_pipeline.defs.anomaly import kol_fans_anomaly
     from pgy_pipeline.defs.assets import kol_fans_trend
     from pgy_pipeline.defs.checks import asset_checks
     from pgy_pipeline.defs.partitions import range_tags
+    from pgy_pipeline.defs.report import kol_fans_report
     from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 
     latest = latest_served_date(china_today())
@@ -126,7 +129,7 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
     print(f"materialising partitions {start}..{latest} in one Dagster run ...")
     with DagsterInstance.get() as instance:
         result = materialize(
-            [kol_fans_trend, kol_fans_anomaly, *asset_checks],
+            [kol_fans_trend, kol_fans_anomaly, kol_fans_report, *asset_checks],
             instance=instance,
             resources={
                 "trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
@@ -146,7 +149,8 @@ def _materialise(sim: Simulator, home: Path, database_url: str | None, days: int
             print(f"  check {check.check_name:26} {'passed' if check.passed else 'FAILED'}  {check.description or ''}")
     else:
         print(f"run {result.run_id} failed; see the Dagster UI (pgy-pipeline demo --ui) for the reason")
-    return result.success
+    reports = result.asset_materializations_for_node("kol_fans_report")
+    return result.success, str(reports[-1].metadata["path"].value) if reports else None
 
 
 def _print_rows(engine: Engine, days: int) -> None:
@@ -218,9 +222,11 @@ def _demo(settings: Settings, dagster_home: Path, *, days: int, ui: bool, port: 
     print(f"tracking {len(SAMPLE_KOLS)} sample KOLs ({counts.added} new) in pgy.tracked_kol")
     with Simulator(port=sim_port) as sim:
         print(f"simulator (the Just One API, offline) at {sim.base_url}, token {sim.token!r}")
-        _plant_bought_followers(sim)
-        ok = _materialise(sim, home, settings.database_url, days)
+        plant_bought_followers(sim)
+        ok, report = _materialise(sim, home, settings.database_url, days)
         _print_rows(engine, days)
+        if report:
+            print(f"\nfollower report (one HTML file, opens offline in any browser): {report}")
         engine.dispose()
         command = _dagster_dev_command(port)
         if not ui:
@@ -231,6 +237,9 @@ def _demo(settings: Settings, dagster_home: Path, *, days: int, ui: bool, port: 
         else:
             print(f"\nstarting the Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the simulator)")
             print("  Assets → kol_fans_trend → Materialize… → pick a date range → Launch backfill (one run)")
+            print(
+                "  Assets → kol_fans_report → its latest materialisation: the report's path and the day's top gainers"
+            )
             ok = _run_ui(command, _ui_env(sim, home, dagster_home, settings.database_url)) == 0
     hint = _stop_hint(settings)
     if hint:

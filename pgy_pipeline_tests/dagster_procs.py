@@ -132,6 +132,7 @@ def pgy_env(dagster_home: Path, database_url: str, base_url: str, token: str, **
         PGY_API_BASE_URL=base_url,
         PGY_API_TOKEN=token,
         PGY_TREND_ENDPOINT="legacy_v1",
+        PGY_REPORT_DIR=str(dagster_home / "reports"),  # the report runs the automation starts write here
         **extra,
     )
     return env

@@ -28,6 +28,12 @@ def test_demo_materialises_the_last_partitions_and_says_how_to_open_the_ui(
     assert [words[2] for words in suspected] == ["spike", "spike_then_drop"]  # the planted batch, then its loss
     assert "suspected anomalies in pgy.kol_fans_anomaly (2;" in out  # and nothing about the other sample KOLs
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
+    (report_line,) = [line for line in out.splitlines() if line.startswith("follower report")]
+    report = Path(report_line.split(": ", 1)[1])
+    assert (
+        report.parent == (tmp_path / "home" / "reports").resolve()
+        and f'id="anomaly-{PLANTED_KOL}"' in report.read_text()
+    )
     with create_engine(database_url).connect() as conn:
         assert conn.scalar(text("select count(distinct kol_id) from pgy.kol_fans_trend")) == len(SAMPLE_KOLS)
 

@@ -25,6 +25,7 @@ class Alert:
     reason: str  # one sentence the on-call person can act on
     billed_calls: int | None  # None when not applicable or unknown
     link: str | None  # the run or asset page in the Dagster UI
+    report: str | None = None  # the follower report's address, when PGY_REPORT_BASE_URL is set
 
     @property
     def title(self) -> str:
@@ -37,6 +38,8 @@ class Alert:
         out.append(("Billed calls", "n/a" if self.billed_calls is None else str(self.billed_calls)))
         if self.link:
             out.append(("Dagster", self.link))
+        if self.report:
+            out.append(("Report", self.report))
         return out
 
 

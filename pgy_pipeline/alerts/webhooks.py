@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
@@ -106,14 +107,7 @@ def send_alert(settings: AlertSettings, alert: Alert, *, api_token: str | None =
         url_parts.path if len(url_parts.path) > 1 else None,
         url_parts.query,
     )
-    safe = Alert(
-        event=alert.event,
-        subject=scrub(alert.subject, *secrets),
-        partitions=alert.partitions,
-        reason=scrub(alert.reason, *secrets),
-        billed_calls=alert.billed_calls,
-        link=alert.link,
-    )
+    safe = replace(alert, subject=scrub(alert.subject, *secrets), reason=scrub(alert.reason, *secrets))
     url, body = build_request(settings, safe)
     host = url_parts.netloc
     try:

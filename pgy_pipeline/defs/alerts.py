@@ -8,7 +8,9 @@ Three sensors, all evaluated by the Dagster daemon:
   tags, the reason from the failed step (the asset's own one-sentence `Failure`), billed calls from
   pgy.fetch_log, and the run's link.
 - `pgy_alert_on_check_or_freshness`: reads the event log after its cursor for asset check evaluations
-  (alerting on failed ERROR-severity ones) and freshness state changes (alerting when one turns FAIL).
+  (alerting on failed ERROR-severity ones), freshness state changes (alerting when one turns FAIL) and
+  materialisations of `kol_fans_report` (alerting, once per run, when its newest date has new suspicions,
+  with the link to that partition's report when PGY_REPORT_BASE_URL is set).
   Its first tick starts at the newest event, like Dagster's run-status sensors: history is not replayed.
 - `pgy_alert_on_quarantine`: reads pgy.kol_quarantine_event after its cursor: one message for the KOLs
   that entered quarantine and one for those that left, per tick.
@@ -24,6 +26,7 @@ import logging
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckSeverity,
+    AssetKey,
     ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
@@ -44,10 +47,11 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from pydantic import Field
 
 from pgy_pipeline.alerts import Alert, AlertSettings, send_alert
-from pgy_pipeline.config import Settings
+from pgy_pipeline.config import ConfigError, Settings
 from pgy_pipeline.defs.freshness import TREND_FRESHNESS
 from pgy_pipeline.defs.partitions import partitions_def, tagged_range
 from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.report.build import LATEST, report_url
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
 from pgy_pipeline.warehouse.fetch_log import billed_calls_of_run
 from pgy_pipeline.warehouse.health import QuarantineEvent, events_after, newest_event_id
@@ -59,6 +63,7 @@ _ON = Settings.from_env().is_set("PGY_ALERT_WEBHOOK_URL")
 _STATUS = DefaultSensorStatus.RUNNING if _ON else DefaultSensorStatus.STOPPED
 EVENTS_PER_TICK = 200
 QUARANTINE_NAMED = 10  # KOL ids named in one quarantine message; the count is always complete
+REPORT_ASSET = AssetKey("kol_fans_report")  # a name, not an import: the report's module imports nothing from here
 
 
 class AlertsResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -96,6 +101,15 @@ def _billed(warehouse: WarehouseResource, run_id: str) -> int | None:
     except Exception as exc:  # an alert with "n/a" beats no alert
         log.warning("billed calls of run %s unknown: %s", run_id, type(exc).__name__)
     return None
+
+
+def _report_link() -> str | None:
+    """The newest follower report (latest.html) when PGY_REPORT_BASE_URL says where reports are published."""
+    try:
+        return report_url(Settings.from_env().report_base_url, LATEST)
+    except ConfigError as exc:  # an alert without the link beats no alert
+        log.warning("no report link: %s", exc)
+        return None
 
 
 def _subject(run: DagsterRun) -> str:
@@ -139,6 +153,7 @@ def run_failure_alert(
         reason=_failure_reason(context),
         billed_calls=_billed(warehouse, run.run_id),
         link=settings.run_url(run.run_id),
+        report=_report_link(),
     )
     _send(settings, alert)
     return None
@@ -162,6 +177,7 @@ def _check_alert(
         reason=evaluation.description or f"check {evaluation.check_name} failed; open the run for its metadata",
         billed_calls=_billed(wh, run_id) if run_id else None,
         link=settings.run_url(run_id) if run_id else settings.asset_url(evaluation.asset_key.to_user_string()),
+        report=_report_link(),
     )
 
 
@@ -198,10 +214,36 @@ def _settings_alerts(cursor: dict[str, object]) -> list[Alert]:
     ]  # fmt: skip
 
 
-def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int) -> list[EventLogRecord]:
+def _suspicion_alert(settings: AlertSettings, record: EventLogRecord) -> Alert | None:
+    """New suspicions on the newest partition of a kol_fans_report run, with the link to that partition's report."""
+    materialization = record.asset_materialization
+    if materialization is None:
+        return None
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    count = metadata.get("new_suspicions")
+    if not isinstance(count, int) or count == 0:
+        return None
+    run_id = record.event_log_entry.run_id
+    url = metadata.get("url")
+    return Alert(
+        event="Suspected anomalies",
+        subject="kol_fans_anomaly",
+        partitions=str(metadata.get("partition_range") or materialization.partition),
+        reason=f"{count} new suspicion(s) on the newest date (not proof): {metadata.get('new_suspicions_named')}",
+        billed_calls=None,
+        link=settings.run_url(run_id) if run_id else None,
+        report=url if isinstance(url, str) else None,
+    )
+
+
+def _records(
+    instance: DagsterInstance, event_type: DagsterEventType, after: int, asset_key: AssetKey | None = None
+) -> list[EventLogRecord]:
     return list(
         instance.get_event_records(
-            EventRecordsFilter(event_type=event_type, after_cursor=after), limit=EVENTS_PER_TICK, ascending=True
+            EventRecordsFilter(event_type=event_type, asset_key=asset_key, after_cursor=after),
+            limit=EVENTS_PER_TICK,
+            ascending=True,
         )
     )
 
@@ -210,7 +252,10 @@ def _records(instance: DagsterInstance, event_type: DagsterEventType, after: int
     name="pgy_alert_on_check_or_freshness",
     default_status=_STATUS,
     minimum_interval_seconds=30,
-    description="One chat message per failed ERROR asset check and per missed freshness deadline.",
+    description=(
+        "One chat message per failed ERROR asset check, per missed freshness deadline, and per kol_fans_report run "
+        "whose newest date has new suspected anomalies."
+    ),
 )
 def check_and_freshness_alert(
     context: SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
@@ -221,9 +266,11 @@ def check_and_freshness_alert(
     instance = context.instance
     if context.cursor is None:  # first tick: start at the newest event, as Dagster's run-status sensors do
         newest = instance.event_log_storage.get_maximum_record_id() or 0
-        context.update_cursor(json.dumps({"check": newest, "freshness": newest}))
+        context.update_cursor(json.dumps({"check": newest, "freshness": newest, "report": newest}))
         return SkipReason(f"starting after event {newest}")
     cursor = json.loads(context.cursor)
+    if "report" not in cursor:  # a cursor from before suspicion alerts: they start now, like a first tick
+        cursor["report"] = instance.event_log_storage.get_maximum_record_id() or 0
     alerts_due = _settings_alerts(cursor)
     for record in _records(instance, DagsterEventType.ASSET_CHECK_EVALUATION, cursor["check"]):
         cursor["check"] = record.storage_id
@@ -233,6 +280,13 @@ def check_and_freshness_alert(
     for record in _records(instance, DagsterEventType.FRESHNESS_STATE_CHANGE, cursor["freshness"]):
         cursor["freshness"] = record.storage_id
         alert = _freshness_alert(settings, record)
+        if alert:
+            alerts_due.append(alert)
+    runs_seen: set[str] = set()  # a run over several partitions materialises each; one message per run
+    for record in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, cursor["report"], REPORT_ASSET):
+        cursor["report"] = record.storage_id
+        alert = None if record.event_log_entry.run_id in runs_seen else _suspicion_alert(settings, record)
+        runs_seen.add(record.event_log_entry.run_id)
         if alert:
             alerts_due.append(alert)
     context.update_cursor(json.dumps(cursor))  # advance first: a chat outage must not replay events forever

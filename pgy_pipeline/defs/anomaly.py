@@ -127,8 +127,13 @@ def kol_fans_anomaly(
 
 anomaly_automation_sensor = AutomationConditionSensorDefinition(
     "kol_fans_anomaly_automation",
-    target=AssetSelection.assets(kol_fans_anomaly),
+    # The anomalies and what is built on them (the follower report): evaluated in the same tick, a downstream
+    # asset is requested together with the anomalies it waits for, in the same backfill.
+    target=AssetSelection.assets(kol_fans_anomaly).downstream(),
     default_status=DefaultSensorStatus.RUNNING,
     emit_backfills=True,  # a multi-partition request becomes ONE run (single-run backfill policy), not one per day
-    description="Materialises kol_fans_anomaly for every partition of kol_fans_trend that lands.",
+    description=(
+        "Materialises kol_fans_anomaly for every partition of kol_fans_trend that lands, and the assets downstream "
+        "of it (kol_fans_report) after it."
+    ),
 )
