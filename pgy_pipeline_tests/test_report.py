@@ -135,20 +135,19 @@ def test_coverage_counts_equal_what_status_and_the_not_served_view_say(engine: E
     assert rows[scenario.young][-10:] == "s" * 10 and set(rows[scenario.young][10:-10]) == {"n"}
 
 
-def test_quarantined_kols_show_where_the_warehouse_has_the_quarantine_view(engine: Engine, scenario: Scenario) -> None:
-    assert (
-        load_report_data(
-            engine, scenario.start, scenario.latest, oldest_reachable=scenario.oldest_reachable
-        ).quarantine_known
-        is False
-    )
+def test_quarantined_kols_show_as_quarantined_from_their_quarantine_date(engine: Engine, scenario: Scenario) -> None:
+    data = load_report_data(engine, scenario.start, scenario.latest, oldest_reachable=scenario.oldest_reachable)
+    assert data.quarantine_known and "q" not in "".join(k.cells for k in data.kols)
     since = scenario.latest - timedelta(days=4)
-    with engine.begin() as conn:  # the shape the quarantine work gives the view: one row per quarantined KOL
-        conn.execute(  # DDL takes no parameters; both values are the test's own (an id and a date)
-            text(f"CREATE VIEW pgy.kol_quarantine AS SELECT text '{scenario.late}' AS kol_id, date '{since}' AS since")
+    with engine.begin() as conn:  # what a run writes when the KOL reaches the threshold (warehouse/health.py)
+        conn.execute(
+            text(
+                "INSERT INTO pgy.kol_health (kol_id, failing_since, last_failed_on, failing_days, last_outcome, "
+                "quarantined_since, quarantined_at) VALUES (:k, :since, :since, 3, 'failed', :since, now())"
+            ),
+            {"k": scenario.late, "since": since},
         )
     data = load_report_data(engine, scenario.start, scenario.latest, oldest_reachable=scenario.oldest_reachable)
-    assert data.quarantine_known
     (late,) = [k for k in data.kols if k.kol_id == scenario.late]
     assert late.cells == "m" * (DAYS - 5) + "q" * 5
     assert "<th>quarantined</th>" in build_html(data)
