@@ -131,6 +131,23 @@ def require_token(token: Secret | None) -> Secret:
     return token
 
 
+DEFAULT_RAW_RETENTION_DAYS = 60
+MIN_RAW_RETENTION_DAYS = 7
+
+
+def raw_retention_days(environ: os._Environ[str] | dict[str, str] | None = None) -> int:
+    """PGY_RAW_RETENTION_DAYS: days the raw bodies of successful calls are kept (an int >= 7; default 60)."""
+    value = (os.environ if environ is None else environ).get("PGY_RAW_RETENTION_DAYS", "").strip()
+    if not value:
+        return DEFAULT_RAW_RETENTION_DAYS
+    if not value.isdigit() or int(value) < MIN_RAW_RETENTION_DAYS:
+        raise ConfigError(
+            f"PGY_RAW_RETENTION_DAYS={value!r} is not a whole number of days >= {MIN_RAW_RETENTION_DAYS}; "
+            f"unset it for the default ({DEFAULT_RAW_RETENTION_DAYS})"
+        )
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline reads from its environment."""
@@ -140,6 +157,7 @@ class Settings:
     trend_endpoint: Endpoint = Endpoint.LEGACY_V1
     database_url: str | None = None
     home: Path = field(default_factory=lambda: Path(".pgy"))
+    raw_retention_days: int = DEFAULT_RAW_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -151,4 +169,5 @@ class Settings:
             trend_endpoint=parse_endpoint(env.get("PGY_TREND_ENDPOINT")),
             database_url=env.get("PGY_DATABASE_URL") or None,
             home=Path(env.get("PGY_HOME") or ".pgy"),
+            raw_retention_days=raw_retention_days(env),
         )
