@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from pgy_pipeline.warehouse.engine import embedded_url, normalize_url
+from pgy_pipeline.warehouse.engine import embedded_url, make_engine, normalize_url
+from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
 
 _ROLES_BEFORE = pytest.StashKey[set[str]]()
@@ -69,8 +71,25 @@ def embedded_admin_url(embedded_home: Path) -> str:
     return embedded_url(embedded_home)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(admin_url: str) -> Iterator[str]:
+    """Name of a database this session (each xdist worker) migrated once, to copy per test."""
+    with fresh_database(admin_url, "pgy_tpl") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()  # a template is copied only while nobody is connected to it
+        yield str(make_url(url).database)
+
+
 @pytest.fixture
-def database_url(admin_url: str) -> Iterator[str]:
-    """An empty database of its own for this test."""
+def database_url(admin_url: str, migrated_template: str) -> Iterator[str]:
+    """A database of its own for this test, with the current schema (a copy of the migrated template)."""
+    with fresh_database(admin_url, template=migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(admin_url: str) -> Iterator[str]:
+    """An empty database of its own for this test (no schema yet: for the migration tests)."""
     with fresh_database(admin_url) as url:
         yield url
