@@ -19,7 +19,8 @@ minus the asset step: run setup, event storage, asset checks) and `step_s` (ever
 10,000 KOLs); `wal_bytes` of the warehouse database (target <= 20x `copy_new_day_wal_bytes`, the WAL of
 COPYing just the new day's rows into an unindexed table), with `wal_by_table` and `wal_full_page_image_bytes`
 saying where it went; `warehouse_bytes_added` (every table of schema pgy with its indexes and TOAST, after
-day 2 minus after day 1) and `bytes_per_kol_day` (that over the KOL count; target <= 1,500).
+day 2 minus after day 1; `warehouse_bytes_by_table` splits it) and `bytes_per_kol_day` (that over the KOL
+count; target <= 1,500).
 The warehouse database runs with `wal_compression` on (`--wal-compression off` to compare), as the embedded
 server does and the docs recommend for any server.
 The last line printed is one JSON object.
@@ -113,16 +114,25 @@ def copy_new_day_wal(engine: Engine, wal: WalMeter, day: date) -> int:
     return wal.since(start)
 
 
+# Partitions count for their partitioned table (the archive's weekly packs as "raw_body_pack").
 _PGY_BYTES = """
-SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT coalesce(p.relname, c.relname), sum(pg_total_relation_size(c.oid))::bigint
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
  WHERE n.nspname = 'pgy' AND c.relkind IN ('r', 'm')
+ GROUP BY 1
 """
 
 
-def pgy_bytes(conn: psycopg.Connection[Any]) -> int:
-    """Bytes of every table of schema pgy (partitions included) with its indexes and TOAST."""
-    row = conn.execute(_PGY_BYTES).fetchone()
-    return int(row[0]) if row else 0
+def pgy_bytes(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Bytes of every table of schema pgy (partitions included) with its indexes and TOAST, per table."""
+    return {str(table): int(size) for table, size in conn.execute(_PGY_BYTES).fetchall()}
+
+
+def bytes_added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Growth per table, largest first (tables that did not grow left out)."""
+    grown = {t: size - before.get(t, 0) for t, size in after.items() if size != before.get(t, 0)}
+    return dict(sorted(grown.items(), key=lambda item: -item[1]))
 
 
 def run(
@@ -168,7 +178,8 @@ def run(
             wall = time.perf_counter() - started
             wal_by_table = wal.by_table(start)
             fpi_bytes = wal.last_fpi_bytes
-            added = pgy_bytes(conn) - bytes_day1
+            added_by_table = bytes_added(bytes_day1, pgy_bytes(conn))
+            added = sum(added_by_table.values())
             peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if not result.success:
                 raise SystemExit("the day-2 run failed; see the Dagster log above")
@@ -210,6 +221,7 @@ def run(
         "wal_compression": wal_compression,
         "warehouse_bytes_added": added,
         "bytes_per_kol_day": round(added / kols, 1),
+        "warehouse_bytes_by_table": added_by_table,
         "targets": {
             "billed_calls": 2 * kols,
             "wal_ratio_to_copy_new_day": 20,
