@@ -11,7 +11,14 @@ from sqlalchemy.engine import make_url
 
 from pgy_pipeline.warehouse.engine import embedded_url, make_engine, normalize_url
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url, stop_embedded
+from pgy_pipeline_tests.pg import (
+    DatabaseCopies,
+    drop_unused_roles,
+    existing_roles,
+    fresh_database,
+    server_url,
+    stop_embedded,
+)
 
 _ROLES_BEFORE = pytest.StashKey[set[str]]()
 
@@ -72,20 +79,27 @@ def embedded_admin_url(embedded_home: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(admin_url: str) -> Iterator[str]:
-    """Name of a database this session (each xdist worker) migrated once, to copy per test."""
+def migrated_copies(admin_url: str) -> Iterator[DatabaseCopies]:
+    """Copies of a database this session (each xdist worker) migrated once: one per test, made ahead."""
     with fresh_database(admin_url, "pgy_tpl") as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()  # a template is copied only while nobody is connected to it
-        yield str(make_url(url).database)
+        copies = DatabaseCopies(admin_url, str(make_url(url).database))
+        try:
+            yield copies
+        finally:
+            copies.close()
 
 
 @pytest.fixture
-def database_url(admin_url: str, migrated_template: str) -> Iterator[str]:
+def database_url(migrated_copies: DatabaseCopies) -> Iterator[str]:
     """A database of its own for this test, with the current schema (a copy of the migrated template)."""
-    with fresh_database(admin_url, template=migrated_template) as url:
+    url = migrated_copies.take()
+    try:
         yield url
+    finally:
+        migrated_copies.give_back(url)
 
 
 @pytest.fixture
