@@ -13,6 +13,7 @@ role appends to the archive and cannot delete from it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 import zlib
@@ -20,9 +21,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 from sqlalchemy import Engine
 
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+
+log = logging.getLogger(__name__)
 
 # Bodies of calls that did not succeed are the evidence a parser fix is written from, and few: a year at least.
 FAILED_RETENTION_DAYS = 365
@@ -129,10 +133,19 @@ _expire_lock = threading.Lock()
 
 
 def expire_daily(engine: Engine, retention_days: int) -> None:
-    """`expire` at most once per engine and UTC day (called before recording, off the recording transaction)."""
+    """`expire` at most once per engine and UTC day (called before recording, off the recording transaction).
+
+    Best effort: a pass that fails (a lock not granted within its timeout) is logged and the run goes on; the
+    next day's pass drops what this one left."""
     today = datetime.now(UTC).date()
     with _expire_lock:
         if _expired_on.get(engine) == today:
             return
         _expired_on[engine] = today
-    expire(engine, retention_days)
+    try:
+        gone = expire(engine, retention_days)
+    except psycopg.Error as exc:
+        log.warning("raw-body retention pass failed, retried tomorrow: %s", " ".join(str(exc).split()))
+        return
+    if gone.weeks_dropped or gone.rows_deleted:
+        log.info("raw-body retention: %d week(s) dropped, %d row(s) deleted", gone.weeks_dropped, gone.rows_deleted)
