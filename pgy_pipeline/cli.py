@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import Engine
 
@@ -38,11 +39,30 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _db_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from pgy_pipeline.replay import replay
+
+    report = replay(_engine(settings), datetime.combine(args.since, datetime.min.time(), UTC))
+    print(
+        f"{report.calls} successful call(s) since {args.since}: {report.replayed} replayed, {report.expired} with "
+        f"their body expired, {report.rejected} refused by the parser now; rows inserted {report.inserted}, "
+        f"updated {report.updated}, unchanged {report.unchanged}"
+    )
+    return 1 if report.rejected else 0
+
+
 def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="warehouse schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply the SQL migrations in sql/ (idempotent)")
     up.set_defaults(handler=_db_upgrade)
+    rp = db_sub.add_parser(
+        "replay", help="parse the retained raw bodies again and load their points (after a parser fix; bills nothing)"
+    )
+    rp.add_argument("--since", type=date.fromisoformat, required=True, help="calls recorded from this date (UTC)")
+    rp.set_defaults(handler=_db_replay)
 
 
 # --- kols -------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.api.parse import decode_envelope
+from pgy_pipeline.cli import main
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.replay import replay
@@ -122,3 +123,24 @@ def test_pipeline_role_cannot_delete_bodies_but_can_expire_them(engine: Engine, 
         assert conn.execute("SELECT * FROM pgy.expire_raw_bodies(60, 365)").fetchone() == (1, 0)
         with pytest.raises(psycopg.errors.RaiseException, match="at least 7 days"):
             conn.execute("SELECT * FROM pgy.expire_raw_bodies(3, 365)")
+
+
+def test_cli_replay_reloads_a_lost_day_from_the_retained_bodies(
+    engine: Engine,
+    database_url: str,
+    sim: Simulator,
+    yesterday: date,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    track(engine, 3)
+    with client_for(sim) as client:
+        run_range(engine, client, yesterday, yesterday, run_id="r1")
+    with engine.begin() as conn:
+        conn.execute(text("delete from pgy.kol_fans_trend where date_key = :d"), {"d": yesterday})
+    billed = sim.billed_calls
+    monkeypatch.setenv("PGY_DATABASE_URL", database_url)
+    assert main(["db", "replay", "--since", (yesterday - timedelta(days=3)).isoformat()]) == 0
+    assert "6 successful call(s)" in capsys.readouterr().out
+    assert len(stored(engine, yesterday, yesterday)) == 3 * 2  # back, from the bodies
+    assert sim.billed_calls == billed  # nothing asked of the API
