@@ -24,7 +24,7 @@ from pgy_pipeline.config import raw_retention_days
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
-from pgy_pipeline.warehouse.raw_archive import archive_packed, expire_daily
+from pgy_pipeline.warehouse.raw_archive import archive_packed, body_kind, expire_daily
 
 _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
@@ -160,8 +160,7 @@ def record_calls(
                     if attempt is not None and attempt.raw_body is not None:
                         columns = _body_columns(attempt.raw_body)
                         if final and result.outcome is Outcome.OK:  # the raw bytes, with the form they would take
-                            packed.append((log_id, "jtb"[next(i for i, c in enumerate(columns) if c is not None)],
-                                           attempt.raw_body))  # fmt: skip
+                            packed.append((log_id, body_kind(columns), attempt.raw_body))
                         else:
                             body_rows.append((log_id, *columns))
                     if final and result.outcome is Outcome.OK:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 FAILED_RETENTION_DAYS = 365
 MIN_RETENTION_DAYS = 7
 _LEVEL = 6  # zlib level: 9 saves under 1 % more on these bodies for twice the time
-_KIND_OF = {0: "j", 1: "t", 2: "b"}
+_KINDS = "jtb"  # the body's form: JSON jsonb takes, other UTF-8 text, bytes (the order of raw_response's columns)
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ class Body:
     fetch_log_id: int
     kind: str  # "j" JSON, "t" other UTF-8 text, "b" bytes
     raw: bytes
+
+
+def body_kind(columns: tuple[object, object, object]) -> str:
+    """The kind letter of a body from its (jsonb, text, bytes) columns, exactly one of which is set."""
+    return _KINDS[next(i for i, value in enumerate(columns) if value is not None)]
 
 
 def week_of(day: date) -> date:
@@ -103,8 +108,7 @@ def retained_bodies(engine: Engine, fetch_log_ids: Iterable[int]) -> dict[int, B
             (b.fetch_log_id, b) for b in _unpack(list(ids), kinds, list(sizes), bytes(pack)) if b.fetch_log_id in keep
         )
     for fetch_log_id, body, body_text, body_bytes in rows:
-        columns = (body, body_text, body_bytes)
-        kind = next(_KIND_OF[i] for i, value in enumerate(columns) if value is not None)
+        kind = body_kind((body, body_text, body_bytes))
         raw = bytes(body_bytes) if body_bytes is not None else (body if body is not None else body_text).encode()
         out[fetch_log_id] = Body(fetch_log_id, kind, raw)
     return out
