@@ -67,6 +67,20 @@ def _db_stop(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _db_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from pgy_pipeline.replay import replay
+
+    report = replay(_engine(settings), datetime.combine(args.since, datetime.min.time(), UTC))
+    print(
+        f"{report.calls} successful call(s) since {args.since}: {report.replayed} replayed, {report.expired} with "
+        f"their body expired, {report.rejected} refused by the parser now; rows inserted {report.inserted}, "
+        f"updated {report.updated}, unchanged {report.unchanged}"
+    )
+    return 1 if report.rejected else 0
+
+
 def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="warehouse schema and the embedded Postgres")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -76,6 +90,11 @@ def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st.set_defaults(handler=_db_status)
     stop = db_sub.add_parser("stop", help="stop the embedded Postgres under PGY_HOME (its data stays)")
     stop.set_defaults(handler=_db_stop)
+    rp = db_sub.add_parser(
+        "replay", help="parse the retained raw bodies again and load their points (after a parser fix; bills nothing)"
+    )
+    rp.add_argument("--since", type=date.fromisoformat, required=True, help="calls recorded from this date (UTC)")
+    rp.set_defaults(handler=_db_replay)
 
 
 # --- doctor -----------------------------------------------------------------------------------------

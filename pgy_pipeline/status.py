@@ -61,7 +61,7 @@ SELECT days.day,
 
 _LAST_RUN_SQL = """
 WITH last AS (
-    SELECT run_id FROM pgy.fetch_log WHERE run_id IS NOT NULL ORDER BY fetched_at DESC, id DESC LIMIT 1
+    SELECT run_id FROM pgy.fetch_log WHERE run_id IS NOT NULL ORDER BY id DESC LIMIT 1
 )
 SELECT f.run_id,
        min(f.fetched_at) AS started_at,

@@ -7,10 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from pgy_pipeline.warehouse.embedded import stop_embedded
-from pgy_pipeline.warehouse.engine import embedded_url, normalize_url
-from pgy_pipeline_tests.pg import drop_unused_roles, existing_roles, fresh_database, server_url
+from pgy_pipeline.warehouse.engine import embedded_url, make_engine, normalize_url
+from pgy_pipeline.warehouse.migrate import upgrade
+from pgy_pipeline_tests.pg import (
+    DatabaseCopies,
+    drop_unused_roles,
+    existing_roles,
+    fresh_database,
+    server_url,
+)
 
 _ROLES_BEFORE = pytest.StashKey[set[str]]()
 
@@ -70,8 +78,32 @@ def embedded_admin_url(embedded_home: Path) -> str:
     return embedded_url(embedded_home)
 
 
+@pytest.fixture(scope="session")
+def migrated_copies(admin_url: str) -> Iterator[DatabaseCopies]:
+    """Copies of a database this session (each xdist worker) migrated once: one per test, made ahead."""
+    with fresh_database(admin_url, "pgy_tpl") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()  # a template is copied only while nobody is connected to it
+        copies = DatabaseCopies(admin_url, str(make_url(url).database))
+        try:
+            yield copies
+        finally:
+            copies.close()
+
+
 @pytest.fixture
-def database_url(admin_url: str) -> Iterator[str]:
-    """An empty database of its own for this test."""
+def database_url(migrated_copies: DatabaseCopies) -> Iterator[str]:
+    """A database of its own for this test, with the current schema (a copy of the migrated template)."""
+    url = migrated_copies.take()
+    try:
+        yield url
+    finally:
+        migrated_copies.give_back(url)
+
+
+@pytest.fixture
+def empty_database_url(admin_url: str) -> Iterator[str]:
+    """An empty database of its own for this test (no schema yet: for the migration tests)."""
     with fresh_database(admin_url) as url:
         yield url

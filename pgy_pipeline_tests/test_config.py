@@ -156,3 +156,19 @@ def test_embedded_postgres_listens_on_a_unix_socket_only(embedded_admin_url: str
         assert conn.execute(text("select current_setting('listen_addresses')")).scalar_one() == ""
         assert conn.execute(text("select inet_server_addr()")).scalar_one() is None
     engine.dispose()
+
+
+@pytest.mark.embedded
+def test_embedded_postgres_compresses_full_page_images_in_its_wal(embedded_admin_url: str) -> None:
+    engine = make_engine(embedded_admin_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("show wal_compression")).scalar_one() != "off"
+    engine.dispose()
+
+
+def test_raw_retention_days_defaults_to_60_and_refuses_less_than_a_week() -> None:
+    assert Settings.from_env({}).raw_retention_days == 60
+    assert Settings.from_env({"PGY_RAW_RETENTION_DAYS": "30"}).raw_retention_days == 30
+    for bad in ("6", "abc", "-10"):
+        with pytest.raises(ConfigError, match="PGY_RAW_RETENTION_DAYS"):
+            Settings.from_env({"PGY_RAW_RETENTION_DAYS": bad}).raw_retention_days  # noqa: B018 - read to parse

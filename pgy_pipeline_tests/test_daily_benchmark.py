@@ -19,3 +19,7 @@ def test_daily_benchmark_prints_its_json(admin_url: str) -> None:
         assert isinstance(figures[key], int | float) and figures[key] >= 0, key
     assert figures["step_s"]["kol_fans_trend"] > 0
     assert figures["copy_new_day_wal_bytes"] > 0
+    # Whole pages: at 5 KOLs the new day may fit in the pages day 1 left room in (0 added).
+    assert figures["warehouse_bytes_added"] % 8192 == 0 and figures["warehouse_bytes_added"] >= 0
+    assert figures["bytes_per_kol_day"] == round(figures["warehouse_bytes_added"] / 5, 1)
+    assert figures["wal_compression"] == "on"

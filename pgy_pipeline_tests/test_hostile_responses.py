@@ -50,7 +50,7 @@ class Hostile:
     fault: str  # the simulator's fault name (pgy_pipeline/simulator/faults.py)
     outcome: Outcome  # the call's final outcome in pgy.fetch_log
     rows: int  # rows of the hostile series in pgy.kol_fans_trend afterwards (0: nothing loaded)
-    raw: str | None  # how the final attempt's body is kept in pgy.raw_response: json / text / bytes / None
+    raw: str | None  # how the final attempt's body is kept (pgy.raw_body): json / text / bytes / None
     http_status: int | None = 200  # of the final attempt (None: no HTTP answer arrived)
     api_code: int | None = 0  # of the final attempt (None: no readable code)
     attempts: int = 1  # requests made for the call (retries count as attempts)
@@ -175,9 +175,8 @@ def _attempts(engine: Engine, run_id: str, kol_id: str, series: Series) -> list[
     """(attempt, outcome, is_final, http_status, api_code, raw kind) per fetch_log row of one call."""
     sql = """
         select f.attempt, f.outcome, f.is_final, f.http_status, f.api_code,
-               case when r.body is not null then 'json' when r.body_text is not null then 'text'
-                    when r.body_bytes is not null then 'bytes' end
-          from pgy.fetch_log f left join pgy.raw_response r on r.fetch_log_id = f.id
+               case r.kind when 'j' then 'json' when 't' then 'text' when 'b' then 'bytes' end
+          from pgy.fetch_log f left join pgy.raw_body r on r.fetch_log_id = f.id
          where f.run_id = :run and f.kol_id = :k and f.increase_type = :s
          order by f.attempt
     """

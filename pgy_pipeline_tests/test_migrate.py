@@ -31,6 +31,12 @@ CONTRACT_TABLES = {"tracked_kol", "kol_fans_trend", "kol_fans_trend_revision", "
 
 
 @pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """These tests migrate for themselves: an empty database, not a copy of the migrated template."""
+    return empty_database_url
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine

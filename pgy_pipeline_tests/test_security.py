@@ -16,6 +16,7 @@ built: test_views.py (`test_reader_role…`) and test_config.py (`test_embedded_
 from __future__ import annotations
 
 import socket
+import zlib
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def warehouse_dump(engine: Engine) -> tuple[str, bytes]:
     """Every row of every table in schema pgy as text, plus every bytea value as raw bytes.
 
     A row's text form covers text, jsonb and every other column; bytea would show there only as hex,
-    so its values are collected as bytes too.
+    so its values are collected as bytes too, and the compressed packs of raw bodies decompressed.
     """
     with engine.connect() as conn:
         tables = conn.scalars(text("select tablename from pg_tables where schemaname = 'pgy' order by 1")).all()
@@ -68,6 +69,7 @@ def warehouse_dump(engine: Engine) -> tuple[str, bytes]:
         blobs = [
             b for t, c in bytea for b in conn.scalars(text(f'select "{c}" from pgy."{t}" where "{c}" is not null'))
         ]
+        blobs += [zlib.decompress(p) for p in conn.scalars(text("select pack from pgy.raw_body_pack"))]
     assert "pgy.raw_response" in {f"pgy.{t}" for t in tables}
     return "\n".join(rows), b"\n".join(bytes(b) for b in blobs)
 

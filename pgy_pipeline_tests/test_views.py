@@ -151,6 +151,8 @@ def test_reader_role_can_select_everything_and_change_nothing(engine: Engine, da
             "pgy.fetch_log",
             "pgy.fetch_log_loaded",
             "pgy.raw_response",
+            "pgy.raw_body_pack",
+            "pgy.raw_body",
             "pgy.kol_fans_trend_revision",
             "pgy.kol_daily",
             "pgy.kol_latest",

@@ -69,10 +69,10 @@ def test_the_installed_package_is_the_wheel_not_the_source_tree(installed: Path,
 
 
 def test_wheel_install_migrates_tracks_and_materialises(
-    installed: Path, database_url: str, sim: Simulator, tmp_path: Path, yesterday: date
+    installed: Path, empty_database_url: str, sim: Simulator, tmp_path: Path, yesterday: date
 ) -> None:
     env = {
-        "PGY_DATABASE_URL": database_url,
+        "PGY_DATABASE_URL": empty_database_url,  # the installed package migrates it from nothing
         "PGY_API_BASE_URL": sim.base_url,
         "PGY_API_TOKEN": sim.token,
         "PGY_HOME": str(tmp_path / "pgy-home"),
@@ -86,7 +86,7 @@ def test_wheel_install_migrates_tracks_and_materialises(
     _run(installed, tmp_path, env, "dagster", "asset", "materialize", "-m", "pgy_pipeline.definitions",
          "--select", "kol_fans_trend", "--partition", yesterday.isoformat())  # fmt: skip
 
-    engine: Engine = create_engine(database_url)
+    engine: Engine = create_engine(empty_database_url)
     try:
         assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kol_id(1), kol_id(2)}
     finally:

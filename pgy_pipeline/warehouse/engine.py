@@ -16,6 +16,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -59,6 +60,7 @@ def embedded_url(home: Path) -> str:
     home.mkdir(parents=True, exist_ok=True)
     server = postgres_server.get_server(home / "pgdata", cleanup_mode=None)
     uri: str = server.get_uri()
+    _compress_wal(uri)
     log.info("embedded Postgres under %s; connect with: psql '%s'", home / "pgdata", uri)
     return normalize_url(uri)
 
@@ -66,6 +68,16 @@ def embedded_url(home: Path) -> str:
 def embedded_exists(home: Path) -> bool:
     """Whether an embedded warehouse was already created under `home` (say, by the demo)."""
     return (home.expanduser() / "pgdata" / "PG_VERSION").is_file()
+
+
+def _compress_wal(uri: str) -> None:
+    """Turn on `wal_compression` (once; the server keeps it): full-page images, most of a daily load's WAL, then
+    go compressed. Managed servers: set it in their parameter group (docs/warehouse.md)."""
+    with psycopg.connect(uri, autocommit=True) as conn:
+        row = conn.execute("SHOW wal_compression").fetchone()
+        if row is not None and row[0] == "off":
+            conn.execute("ALTER SYSTEM SET wal_compression = on")
+            conn.execute("SELECT pg_reload_conf()")
 
 
 def resolve_url(database_url: str | None, home: Path, *, embedded_ok: bool = False, production: bool = False) -> str:

@@ -1,8 +1,10 @@
-"""Recording every API call attempt in `pgy.fetch_log`, and every body received in `pgy.raw_response`.
+"""Recording every API call attempt in `pgy.fetch_log`, and every body received in the raw archive.
 
 One row per attempt (retries included) so the log answers "what did the API say, and when" exactly;
 the last attempt of a call carries the call's outcome and what it delivered (rows, first/last date,
-fansNumInc). Raw bodies are archived so a parsing fix can be replayed without paying for calls again.
+fansNumInc). Raw bodies are archived so a parsing fix can be replayed without paying for calls again: those of
+successful calls compressed together in `pgy.raw_body_pack`, the others one row each in `pgy.raw_response`
+(raw_archive.py).
 
 Ids are reserved from the sequence first and rows then go in with two COPYs: a day's 20,000 calls
 record in a fraction of a second, in one transaction (all of a chunk's calls, or none).
@@ -18,9 +20,11 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
+from pgy_pipeline.warehouse.raw_archive import archive_packed, body_kind, expire_daily
 
 _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
@@ -118,9 +122,11 @@ def record_calls(
     if not results:
         return {}
     ensure_schema(engine)
+    expire_daily(engine, Settings.from_env().raw_retention_days)
     rows_needed = sum(max(1, len(r.attempts)) for r in results)
     log_rows: list[tuple[Any, ...]] = []
     body_rows: list[tuple[Any, ...]] = []
+    packed: list[tuple[int, str, bytes]] = []
     ok_ids: dict[SeriesKey, int] = {}
     empty_ids: list[int] = []
     with psycopg_connection(engine) as conn:
@@ -153,7 +159,11 @@ def record_calls(
                         )
                     )  # fmt: skip
                     if attempt is not None and attempt.raw_body is not None:
-                        body_rows.append((log_id, *_body_columns(attempt.raw_body)))
+                        columns = _body_columns(attempt.raw_body)
+                        if final and result.outcome is Outcome.OK:  # the raw bytes, with the form they would take
+                            packed.append((log_id, body_kind(columns), attempt.raw_body))
+                        else:
+                            body_rows.append((log_id, *columns))
                     if final and result.outcome is Outcome.OK:
                         ok_ids[(result.kol_id, result.series.value)] = log_id
                         if not points:  # nothing to load: in hand as soon as this transaction commits
@@ -165,6 +175,7 @@ def record_calls(
                 with conn.cursor().copy(f"COPY pgy.raw_response ({', '.join(_BODY_COLUMNS)}) FROM STDIN") as copy:
                     for row in body_rows:
                         copy.write_row(row)
+            archive_packed(conn, packed)
             if empty_ids:
                 mark_loaded(conn, empty_ids)
             conn.commit()

@@ -17,7 +17,38 @@ from sqlalchemy import Engine, text
 
 from pgy_pipeline.warehouse.dbapi import PgConnection
 
-# Every date of each call's window (N days ending at its last dateKey) that has no stored row.
+# The calls of this load whose answer leaves a date of its window out: the only ones with dates to settle.
+# Answers are de-duplicated, so an answer is gapless when its row count equals its span of dates, and it covers
+# its window when it starts no later than the window's first date. Decided from the chunk's own fetch_log rows
+# (primary-key look-ups), so the usual load (every window served in full) probes nothing in pgy.kol_fans_trend.
+_GAPPED = """
+SELECT f.id
+  FROM pgy.fetch_log f
+ WHERE f.id = ANY(%(ids)s) AND f.last_date_key IS NOT NULL
+   AND (f.rows_received <> f.last_date_key - f.first_date_key + 1
+        OR f.first_date_key > f.last_date_key - (f.window_days - 1))
+"""
+
+# A call that served its whole window: a not-served row of one of its dates is stored now (one range probe of
+# the small not-served key per call, the trend table untouched).
+_CLEAR_SERVED_SQL = """
+DELETE FROM pgy.kol_fans_not_served n
+ USING pgy.fetch_log f
+ WHERE f.id = ANY(%(ids)s) AND NOT f.id = ANY(%(gapped)s) AND f.last_date_key IS NOT NULL
+   AND n.kol_id = f.kol_id AND n.increase_type = f.increase_type
+   AND n.date_key BETWEEN f.first_date_key AND f.last_date_key
+"""
+
+# A call with gaps: its series' not-served dates that are stored now go; every date of its window (N days ending
+# at its last dateKey) that has no stored row is recorded. Probes pgy.kol_fans_trend only for these calls.
+_CLEAR_GAPPED_SQL = """
+DELETE FROM pgy.kol_fans_not_served n
+ USING pgy.fetch_log f
+ WHERE f.id = ANY(%(ids)s) AND n.kol_id = f.kol_id AND n.increase_type = f.increase_type
+   AND EXISTS (SELECT 1 FROM pgy.kol_fans_trend t
+                WHERE t.kol_id = n.kol_id AND t.increase_type = n.increase_type AND t.date_key = n.date_key)
+"""
+
 _RECORD_SQL = """
 INSERT INTO pgy.kol_fans_not_served AS n (kol_id, increase_type, date_key, fetch_log_id)
 SELECT f.kol_id, f.increase_type, d.day::date, f.id
@@ -30,23 +61,20 @@ ON CONFLICT (kol_id, increase_type, date_key)
 DO UPDATE SET fetch_log_id = excluded.fetch_log_id, last_seen_at = now()
 """
 
-# A date stored now (served by this or an earlier window) is no longer "not served".
-_CLEAR_SQL = """
-DELETE FROM pgy.kol_fans_not_served n
- USING pgy.fetch_log f
- WHERE f.id = ANY(%(ids)s) AND n.kol_id = f.kol_id AND n.increase_type = f.increase_type
-   AND EXISTS (SELECT 1 FROM pgy.kol_fans_trend t
-                WHERE t.kol_id = n.kol_id AND t.increase_type = n.increase_type AND t.date_key = n.date_key)
-"""
-
 
 def record_not_served(conn: PgConnection, fetch_ids: Collection[int]) -> None:
-    """Inside the load's transaction, after its rows are merged: settle the windows of these calls."""
+    """Inside the load's transaction, after its rows are merged: settle the windows of these calls.
+
+    The cost follows the chunk: calls whose answer fills their window clear their dates by one range probe of
+    the not-served key; only calls that leave dates out probe pgy.kol_fans_trend, date by date."""
     if not fetch_ids:
         return
-    params = {"ids": list(fetch_ids)}
-    conn.execute(_CLEAR_SQL, params)
-    conn.execute(_RECORD_SQL, params)
+    ids = list(fetch_ids)
+    gapped = [row[0] for row in conn.execute(_GAPPED, {"ids": ids})]
+    conn.execute(_CLEAR_SERVED_SQL, {"ids": ids, "gapped": gapped})
+    if gapped:
+        conn.execute(_CLEAR_GAPPED_SQL, {"ids": gapped})
+        conn.execute(_RECORD_SQL, {"ids": gapped})
 
 
 def not_served_dates(engine: Engine, kol_ids: Sequence[str], start: date, end: date) -> dict[str, list[date]]:

@@ -17,11 +17,12 @@ import psycopg
 from pgy_pipeline.warehouse.dbapi import PgConnection
 
 # Per table (an index counts for its table; "?" for relations since dropped or truncated), from each record's
-# first block reference "blkref #0: rel <tablespace>/<database>/<relfilenode> ...".
+# first block reference "blkref #0: rel <tablespace>/<database>/<relfilenode> ..." (read with a pattern: with
+# wal_compression on, a compressed image's details change what follows it).
 _RECORDS = """
 SELECT coalesce(t.relname, c.relname, '?'), sum(w.record_length)::bigint, sum(w.fpi_length)::bigint
   FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) AS w
-  LEFT JOIN pg_class c ON c.relfilenode = split_part(split_part(w.block_ref, ' ', 4), '/', 3)::oid
+  LEFT JOIN pg_class c ON c.relfilenode = substring(w.block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)')::oid
   LEFT JOIN pg_index i ON i.indexrelid = c.oid
   LEFT JOIN pg_class t ON t.oid = i.indrelid
  WHERE w.block_ref LIKE %s
