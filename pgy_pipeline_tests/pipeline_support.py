@@ -152,3 +152,33 @@ def disposed_after(instance: Any) -> Iterator[Any]:
         yield instance
     finally:
         instance.dispose()
+
+
+@pytest.fixture
+def local_instance(tmp_path: Any) -> Iterator[Any]:
+    """A persistent instance on disk: a schedule context reads partition status back from it, as the daemon does."""
+    from dagster import DagsterInstance
+
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
+        yield inst
+
+
+def schedule_tick(instance: Any, today: date, database_url: str) -> Any:
+    """The daily schedule's RunRequest for `today`'s 06:30 tick, with the definitions the daemon loads."""
+    from datetime import datetime
+    from datetime import time as clock
+
+    from dagster import RunRequest, build_schedule_context
+
+    from pgy_pipeline.china_time import CHINA_TZ
+    from pgy_pipeline.definitions import defs
+    from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
+
+    at = datetime.combine(today, clock(6, 30), tzinfo=CHINA_TZ)
+    resources = {"trend_api": TrendApiResource(), "warehouse": WarehouseResource(database_url=database_url)}
+    context = build_schedule_context(
+        instance=instance, scheduled_execution_time=at, resources=resources, repository_def=defs.get_repository_def()
+    )
+    (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
+    assert isinstance(request, RunRequest)
+    return request

@@ -9,10 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
-from datetime import time as clock
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -23,20 +20,18 @@ from dagster import (
     RunRequest,
     SkipReason,
     build_run_status_sensor_context,
-    build_schedule_context,
 )
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.china_time import CHINA_TZ, china_today
+from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.defs.sensors import checks_followup_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.pipeline_support import (
-    disposed_after,
     materialize_trend,
     partition_status,
+    schedule_tick,
     step_failure,
     stored,
     track,
@@ -248,25 +243,6 @@ def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
     assert set(partition_status(instance, start, yesterday).values()) == {"FAILED"}
 
 
-@pytest.fixture
-def local_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    """A persistent instance on disk: a schedule context reads materialisations back from it, as the daemon does."""
-    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
-        yield inst
-
-
-def _tick(instance: DagsterInstance, today: date, database_url: str) -> Any:
-    at = datetime.combine(today, clock(6, 30), tzinfo=CHINA_TZ)
-    from pgy_pipeline.definitions import defs  # the schedule as the daemon loads it, with its repository
-
-    resources = {"trend_api": TrendApiResource(), "warehouse": WarehouseResource(database_url=database_url)}
-    context = build_schedule_context(
-        instance=instance, scheduled_execution_time=at, resources=resources, repository_def=defs.get_repository_def()
-    )
-    (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
-    return request
-
-
 def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     local_instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
 ) -> None:
@@ -281,7 +257,7 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     sim.set_today(None)
     sim.reset_counters()
 
-    request = _tick(local_instance, today, database_url)
+    request = schedule_tick(local_instance, today, database_url)
     start = date.fromisoformat(request.tags[RANGE_START_TAG])
     end = date.fromisoformat(request.tags[RANGE_END_TAG])
     assert (start, end) == (yesterday - timedelta(days=3), yesterday)  # yesterday and the three missed days
@@ -292,7 +268,7 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
     assert read_status(engine, days=10, today=today).ok
 
     # Healed: the same morning's tick evaluated again asks for yesterday alone.
-    assert _tick(local_instance, today, database_url).partition_key == yesterday.isoformat()
+    assert schedule_tick(local_instance, today, database_url).partition_key == yesterday.isoformat()
 
 
 def test_schedule_heals_a_failed_partition_inside_its_window(
@@ -312,7 +288,7 @@ def test_schedule_heals_a_failed_partition_inside_its_window(
     sim.clear_faults()
     sim.reset_counters()
 
-    request = _tick(local_instance, today, database_url)  # and the daemon was down since: one tick catches up
+    request = schedule_tick(local_instance, today, database_url)  # and the daemon was down since: one tick catches up
     assert request.tags[RANGE_START_TAG] == failed_day.isoformat()
     assert request.tags[RANGE_END_TAG] == yesterday.isoformat()
     result = materialize_trend(

@@ -5,10 +5,7 @@ evaluates them, against a real Dagster instance, the real warehouse and the simu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
-from datetime import time as clock
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -17,17 +14,14 @@ from dagster import (
     RunRequest,
     SensorResult,
     SkipReason,
-    build_schedule_context,
     build_sensor_context,
     materialize,
 )
 from sqlalchemy import Engine, create_engine, text
 
-from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs import sensors
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.defs.schedules import HEALING_FALLBACK_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
@@ -36,36 +30,15 @@ from pgy_pipeline.warehouse.engine import normalize_url
 from pgy_pipeline.warehouse.kols import remove_kols
 from pgy_pipeline_tests.pipeline_support import (
     dagster_resources,
-    disposed_after,
     materialize_trend,
     partition_status,
+    schedule_tick,
     stored,
     track,
 )
 
 # Nothing listens on port 1 of the loopback: the warehouse as the tick sees it when Postgres is down.
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/pgy"
-
-
-@pytest.fixture
-def local_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    """A persistent instance on disk: a schedule context reads partition status back from it, as the daemon does."""
-    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
-        yield inst
-
-
-def schedule_tick(instance: DagsterInstance, today: date, database_url: str) -> RunRequest:
-    """The daily schedule's request for `today`'s 06:30 tick, with the definitions the daemon loads."""
-    from pgy_pipeline.definitions import defs
-
-    at = datetime.combine(today, clock(6, 30), tzinfo=CHINA_TZ)
-    resources = {"trend_api": TrendApiResource(), "warehouse": WarehouseResource(database_url=database_url)}
-    context = build_schedule_context(
-        instance=instance, scheduled_execution_time=at, resources=resources, repository_def=defs.get_repository_def()
-    )
-    (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
-    assert isinstance(request, RunRequest)
-    return request
 
 
 def tick_range(request: RunRequest) -> tuple[date, date]:
