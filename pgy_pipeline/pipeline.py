@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.budget import CallBudget
 from pgy_pipeline.china_time import china_midnight, china_today, latest_served_date
+from pgy_pipeline.config import Settings
 from pgy_pipeline.fetch import FetchStream, fetch_iter
 from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series, StopRun
 from pgy_pipeline.plan import Plan, date_range, make_plan, oldest_reachable_date, reachable_range
@@ -36,12 +37,12 @@ from pgy_pipeline.warehouse.kols import flag_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.not_served import not_served_dates
+from pgy_pipeline.warehouse.raw_archive import expire_daily
 from pgy_pipeline.warehouse.runs import MAX_LISTED, active_kol_ids, flagged_kols, stored_rows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_CALLS = 1000
-DEFAULT_QUARANTINE_AFTER_DAYS = 3
 PROBE_CALLS = 2  # billed calls a lag probe may cost: one series of two KOLs
 BREAKER_EVERY = 10  # KOLs tried between two looks at whether the run is being rejected as a whole
 
@@ -177,16 +178,19 @@ def run_range(
     chunk_calls: int = DEFAULT_CHUNK_CALLS,
     final_attempt: bool = True,
     daily_call_budget: int | None = None,
-    quarantine_after_days: int = DEFAULT_QUARANTINE_AFTER_DAYS,
+    quarantine_after_days: int = Settings.quarantine_after_days.default,
+    raw_retention_days: int = Settings.raw_retention_days.default,
 ) -> RunReport:
     """Fetch and load partition dates start..end for every active KOL (or the active ones of `kol_ids`).
 
     `today` is the China date the API is assumed to be at (default: now in Asia/Shanghai). When the range
     reaches the newest date, a probe of at most two calls first asks whether it is published; unless this is
     the `final_attempt` (no lag retry left), an unpublished newest date ends the run there, billing only the
-    probe. `daily_call_budget` caps billed calls per China day (wall clock) across all runs.
+    probe. `daily_call_budget` caps billed calls per China day (wall clock) across all runs. Raw bodies of
+    successful calls older than `raw_retention_days` expire first (at most once a day per engine).
     """
     ensure_schema(engine)
+    expire_daily(engine, raw_retention_days)
     today = today or china_today()
     kols = active_kol_ids(engine, kol_ids)
     reach = reachable_range(start, end, endpoint=client.endpoint, today=today)

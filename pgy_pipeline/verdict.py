@@ -36,7 +36,7 @@ class RunReport:
 
     plan: Plan
     run_id: str
-    quarantine_after_days: int = 3
+    quarantine_after_days: int  # the threshold the run applied (PGY_QUARANTINE_AFTER_DAYS)
     api_codes: Counter[str] = field(default_factory=Counter)  # per attempt: "0", "301", "http_503", "timeout"…
     calls_ok: int = 0
     calls_failed: int = 0

@@ -138,6 +138,7 @@ def kol_fans_trend(
                 final_attempt=context.retry_number >= lag_retries,
                 daily_call_budget=budget,
                 quarantine_after_days=settings.quarantine_after_days,
+                raw_retention_days=settings.raw_retention_days,
             )
     except PgyError as exc:  # the sentence says what to do; the driver's traceback would bury it
         # Only an unreachable warehouse may heal by itself; an outdated schema or a refused history will not.

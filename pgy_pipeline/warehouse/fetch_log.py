@@ -20,11 +20,10 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.config import Settings
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
 from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
-from pgy_pipeline.warehouse.raw_archive import archive_packed, body_kind, expire_daily
+from pgy_pipeline.warehouse.raw_archive import archive_packed, body_kind
 
 _LOG_COLUMNS = (
     "id", "run_id", "partition_start", "partition_end", "kol_id", "increase_type", "endpoint", "window_days",
@@ -122,7 +121,6 @@ def record_calls(
     if not results:
         return {}
     ensure_schema(engine)
-    expire_daily(engine, Settings.from_env().raw_retention_days)
     rows_needed = sum(max(1, len(r.attempts)) for r in results)
     log_rows: list[tuple[Any, ...]] = []
     body_rows: list[tuple[Any, ...]] = []
