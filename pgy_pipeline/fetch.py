@@ -33,7 +33,6 @@ class FetchStream:
         self._requests = requests
         self.budget = budget
         self.stop: StopRun | None = None
-        self.budget_spent = False  # a call was refused because the daily call budget is spent
 
     def __iter__(self) -> Iterator[CallResult]:
         return (result for _, result in self.indexed())
@@ -66,7 +65,7 @@ class FetchStream:
                         if item is None:
                             exhausted = True
                         elif self.budget is not None and not self.budget.take():
-                            self.budget_spent, exhausted = True, True
+                            exhausted = True
                             refused.append(item)
                         else:
                             pending[pool.submit(self._call, item[1])] = item[0]
@@ -88,5 +87,5 @@ class FetchStream:
 
 def fetch_iter(client: TrendClient, requests: Iterable[CallRequest], budget: CallBudget | None = None) -> FetchStream:
     """Stream results as calls complete (completion order); see FetchStream. With a `budget`, no call is sent
-    once it is spent: the rest come back not attempted and `budget_spent` is set."""
+    once it is spent: the rest come back not attempted (and `budget.refused` counts the refusal)."""
     return FetchStream(client, requests, budget)

@@ -26,10 +26,10 @@ from pgy_pipeline.china_time import china_midnight, china_today, latest_served_d
 from pgy_pipeline.config import Settings
 from pgy_pipeline.fetch import FetchStream, fetch_iter
 from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series, StopRun
-from pgy_pipeline.plan import Plan, date_range, make_plan, oldest_reachable_date, reachable_range
+from pgy_pipeline.plan import Plan, make_plan, oldest_reachable_date, reachable_range
 from pgy_pipeline.tally import KolTally
 from pgy_pipeline.verdict import FailedCall, RunReport
-from pgy_pipeline.warehouse.completeness import lacking, settled_pairs
+from pgy_pipeline.warehouse.completeness import complete_of, lacking, settled_pairs
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import billed_since, record_calls
 from pgy_pipeline.warehouse.health import apply_run, failing_kols, lost_for_good, quarantined, resting
@@ -70,9 +70,8 @@ class _Loader:
         self._absorber = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-absorb")
         self._loading: Future[None] | None = None
 
-    def take(self, results: Iterable[CallResult]) -> list[CallResult]:
-        """Absorb every result of `results`; returns the first PROBE_CALLS of them (what a probe needs)."""
-        seen: list[CallResult] = []
+    def take(self, results: Iterable[CallResult]) -> None:
+        """Absorb every result of `results`."""
         for result in results:
             if self._loading is not None and self._loading.done():
                 self._loading.result()
@@ -81,11 +80,8 @@ class _Loader:
             if not self.report.breaker and len(self.tally.tried) % BREAKER_EVERY == 0:
                 self._maybe_break()
             self._chunk.append(result)
-            if len(seen) < PROBE_CALLS:
-                seen.append(result)
             if len(self._chunk) >= self.chunk_calls:
                 self._submit()
-        return seen
 
     def _maybe_break(self) -> None:
         rejected = self.tally.breaker()
@@ -195,7 +191,7 @@ def run_range(
     kols = active_kol_ids(engine, kol_ids)
     reach = reachable_range(start, end, endpoint=client.endpoint, today=today)
     on = min(end, latest_served_date(today))  # the partition date this run stands for (streaks count these)
-    in_quarantine = quarantined(engine, kols)
+    in_quarantine = quarantined(engine, kol_ids)  # the view lists active KOLs only
     rest = resting(in_quarantine, on)
     to_fetch = [k for k in kols if k not in rest]
     done = settled_pairs(engine, to_fetch, *reach) if reach and not force else set()
@@ -224,7 +220,9 @@ def run_range(
         )
         if probe:
             streams.append(fetch_iter(client, probe, budget))
-            report.lag_probe = _shows(loader.take(streams[-1]), plan.latest)
+            answers = list(streams[-1])  # at most PROBE_CALLS
+            loader.take(answers)
+            report.lag_probe = _shows(answers, plan.latest)
             log.info("run %s: lag probe of %d call(s): newest date %s %s", run_id, len(probe), plan.latest,
                      report.lag_probe)  # fmt: skip
             probed = set(probe)
@@ -236,7 +234,7 @@ def run_range(
     finally:
         loader.finish()
     report.stop = next((s.stop for s in streams if s.stop is not None), None)
-    _judge(report, engine, kols, on, today, set(in_quarantine), kol_ids is not None, loader.tally)
+    _judge(report, engine, kols, kol_ids, on, today, set(in_quarantine), loader.tally)
     log.info(
         "run %s: %d ok, %d failed, %d not attempted; rows %d inserted, %d updated, %d unchanged",
         run_id, report.calls_ok, report.calls_failed, report.calls_not_attempted,
@@ -246,8 +244,8 @@ def run_range(
 
 
 def _judge(
-    report: RunReport, engine: Engine, kols: list[str], on: date, today: date, was_quarantined: set[str],
-    limited: bool, tally: KolTally,
+    report: RunReport, engine: Engine, kols: list[str], kol_ids: Sequence[str] | None, on: date, today: date,
+    was_quarantined: set[str], tally: KolTally,
 ) -> None:  # fmt: skip
     """Flag, record health (unless the whole run was rejected), then judge the range from the warehouse."""
     plan = report.plan
@@ -266,13 +264,12 @@ def _judge(
         )
     flagged = flagged_kols(engine, kols)
     report.not_served = {k: f"{c}: {m}" for k, (c, m) in flagged.items()}
-    report.quarantined = quarantined(engine, kols)
+    report.quarantined = quarantined(engine, kol_ids)
     report.lost_in_quarantine = lost_for_good(engine, report.quarantined, oldest_reachable_date(today, plan.endpoint))
     last_day = min(plan.end, plan.latest)
     if plan.start <= last_day:
         everyone = lacking(engine, plan.start, last_day)
-        report.missing = lacking(engine, plan.start, last_day, kols) if limited else everyone
-        gaps = {d for days in everyone.values() for d in days}
-        report.complete = [d for d in date_range(plan.start, last_day) if d not in gaps]
+        report.missing = lacking(engine, plan.start, last_day, kols) if kol_ids is not None else everyone
+        report.complete_dates = complete_of(everyone, plan.start, last_day)
         report.dates_not_served = not_served_dates(engine, kols, plan.start, last_day)
     report.rows_stored = stored_rows(engine, plan.start, plan.end)

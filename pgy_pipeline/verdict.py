@@ -50,7 +50,7 @@ class RunReport:
     not_served: dict[str, str] = field(default_factory=dict)  # KOLs the API flags (201/400) → message
     missing: dict[str, list[date]] = field(default_factory=dict)  # expected KOL of the run → dates not settled
     dates_not_served: dict[str, list[date]] = field(default_factory=dict)  # KOL → dates a window covered, unserved
-    complete: list[date] = field(default_factory=list)  # dates every expected KOL (not only the run's) has
+    complete_dates: list[date] = field(default_factory=list)  # dates of the range every expected KOL has (all KOLs)
     rows_stored: int = 0  # rows in the warehouse for the partition range after the run (all KOLs)
     stop: StopRun | None = None
     systemic: Systemic | None = None
@@ -106,11 +106,6 @@ class RunReport:
         old = set(self.plan.out_of_reach)
         days = {d for k, ds in self.missing.items() if k not in self.failing for d in ds if d not in old}
         return sorted(days)
-
-    @property
-    def complete_dates(self) -> list[date]:
-        """Dates of the range (up to the newest the API serves) that every expected KOL has: done."""
-        return list(self.complete)
 
     @property
     def retry_for_lag(self) -> bool:

@@ -11,7 +11,7 @@ drop or repeat a date. See docs/completeness.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -86,10 +86,16 @@ def lacking(
     return out
 
 
+def complete_of(lacking_by_kol: Mapping[str, Sequence[date]], start: date, end: date) -> list[date]:
+    """Dates of start..end that no KOL of `lacking_by_kol` (what `lacking` returned for them) lacks."""
+    gaps = {d for days in lacking_by_kol.values() for d in days}
+    days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+    return [d for d in days if d not in gaps]
+
+
 def complete_dates(engine: Engine, start: date, end: date) -> list[date]:
     """Dates of start..end that every expected KOL has settled: the partitions that are done."""
-    gaps = {d for days in lacking(engine, start, end).values() for d in days}
-    return [start + timedelta(days=i) for i in range((end - start).days + 1) if start + timedelta(days=i) not in gaps]
+    return complete_of(lacking(engine, start, end), start, end)
 
 
 # Per expected KOL and series, one index range on each table's key gives the settled dates' count and newest

@@ -91,10 +91,12 @@ def apply_run(
 ) -> HealthChange:
     """Record one (non-systemic) run at partition date `on`: streaks, quarantine entries and exits."""
     change = HealthChange()
-    before = quarantined(engine, sorted({*healthy, *failing, *tried_in_quarantine}))
     behind_from = newest_settled(engine, sorted(failing))
     with engine.begin() as conn:
-        recovered = sorted(k for k in healthy if k in before)
+        # The table holds only KOLs failing now (a few): read it whole rather than send every healthy id.
+        rows = conn.execute(text("SELECT kol_id, quarantined_since IS NOT NULL FROM pgy.kol_health")).all()
+        recorded = {k for k, _ in rows}
+        recovered = sorted(k for k, was_quarantined in rows if was_quarantined and k in healthy)
         if recovered:
             conn.execute(
                 text(
@@ -104,8 +106,9 @@ def apply_run(
                 {"ids": recovered, "on": on, "run": run_id},
             )
             change.left = recovered
-        if healthy:
-            conn.execute(text("DELETE FROM pgy.kol_health WHERE kol_id = ANY(:ids)"), {"ids": sorted(healthy)})
+        back = sorted(recorded.intersection(healthy))
+        if back:
+            conn.execute(text("DELETE FROM pgy.kol_health WHERE kol_id = ANY(:ids)"), {"ids": back})
         for kol_id, why in sorted(failing.items()):
             row = conn.execute(
                 text(
