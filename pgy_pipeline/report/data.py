@@ -1,8 +1,7 @@
 """What the report and `kols show` draw, read from the warehouse alone in a handful of queries.
 
 Series come back as one array per KOL and series (Postgres aggregates them), so 10,000 KOLs x 60 days is
-20,000 rows to Python rather than 1.2 million. Quarantine shows only where the warehouse has the view
-`pgy.kol_quarantine` (one row per quarantined KOL with its `since` date).
+20,000 rows to Python rather than 1.2 million. Quarantined KOLs come from `pgy.kol_quarantine`.
 """
 
 from __future__ import annotations
@@ -13,12 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from pgy_pipeline.errors import UsageError
 from pgy_pipeline.plan import date_range
 from pgy_pipeline.report.coverage import classify
 from pgy_pipeline.warehouse.anomaly import Anomaly, stored_anomalies
+from pgy_pipeline.warehouse.health import quarantined
 
 
 class UnknownKol(UsageError):
@@ -66,7 +66,6 @@ class ReportData:
     anomalies: list[Anomaly]
     revisions: list[Revision]
     health: list[HealthDay]
-    quarantine_known: bool  # whether the warehouse has pgy.kol_quarantine
     budget: int | None = None
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
 
@@ -145,13 +144,6 @@ SELECT a.fetch_date,
 """
 
 
-def quarantined(conn: Connection) -> dict[str, date] | None:
-    """KOL -> the date its quarantine began, or None when this warehouse has no pgy.kol_quarantine."""
-    if conn.scalar(text("SELECT to_regclass('pgy.kol_quarantine') IS NOT NULL")) is not True:
-        return None
-    return {k: since for k, since in conn.execute(text("SELECT kol_id, since FROM pgy.kol_quarantine"))}
-
-
 def _unknown(ids: Sequence[str], known: set[str]) -> None:
     unknown = [k for k in ids if k not in known]
     if unknown:
@@ -189,8 +181,8 @@ def load_report_data(
             not_served[kol_id][day] = n
         revisions = [Revision(*row) for row in conn.execute(text(_REVISIONS_SQL), params)]
         health = [HealthDay(*row) for row in conn.execute(text(_HEALTH_SQL), window)]
-        quarantine = quarantined(conn)
     chosen = {k for k, _, _ in kols}
+    quarantine = quarantined(engine)  # warehouse/health.py: the KOLs in pgy.kol_quarantine now
     empty: list[int | None] = [None] * len(dates)
     rows = []
     for kol_id, label, refused in kols:
@@ -203,8 +195,8 @@ def load_report_data(
             not_served=not_served.get(kol_id, {}),
             oldest_reachable=oldest_reachable,
             refused=refused,
-            quarantined_since=(quarantine or {}).get(kol_id),
+            quarantined_since=quarantine[kol_id].since if kol_id in quarantine else None,
         )
         rows.append(KolSeries(kol_id, label, total, new, cells))
     anomalies = [a for a in stored_anomalies(engine, start, end) if a.kol_id in chosen]
-    return ReportData(start, end, rows, anomalies, revisions, health, quarantine is not None, budget)
+    return ReportData(start, end, rows, anomalies, revisions, health, budget)

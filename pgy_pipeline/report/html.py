@@ -103,7 +103,7 @@ def _ranking_table(ranking: Ranking, index: dict[str, int]) -> str:
 
 def _coverage_table(data: ReportData) -> str:
     counts = counts_per_date([k.cells for k in data.kols], len(data.dates))
-    cells = [c for c in Cell if c is not Cell.QUARANTINED or data.quarantine_known]
+    cells = list(Cell)
     rows = (
         [f"{day}", *(f'<span class="n-{c.value}">{n[c]}</span>' for c in cells)]
         for day, n in reversed(list(zip(data.dates, counts, strict=True)))
