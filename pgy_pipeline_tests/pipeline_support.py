@@ -182,3 +182,24 @@ def schedule_tick(instance: Any, today: date, database_url: str) -> Any:
     (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
     assert isinstance(request, RunRequest)
     return request
+
+
+def alert_tick(sensor: Any, instance: Any, cursor: str | None, resources: dict[str, object]) -> str | None:
+    """One evaluation of an alert sensor, as the daemon runs it; returns the new cursor."""
+    from dagster import build_sensor_context
+
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        sensor(context)
+        return context.cursor
+
+
+def new_kols_tick(instance: Any, sim: Simulator, database_url: str, cursor: str | None) -> Any:
+    """One evaluation of the new-KOL sensor against this test's simulator and database: a SensorResult or SkipReason."""
+    from dagster import SensorResult, SkipReason, build_sensor_context
+
+    from pgy_pipeline.defs.sensors import new_kols_sensor
+
+    with build_sensor_context(instance=instance, cursor=cursor, resources=dagster_resources(sim, database_url)) as ctx:
+        result = new_kols_sensor(ctx)
+    assert isinstance(result, SensorResult | SkipReason), result
+    return result

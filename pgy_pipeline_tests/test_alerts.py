@@ -10,7 +10,7 @@ import logging
 from datetime import date, timedelta
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.alerts import Alert, AlertSettings, WebhookKind, send_alert
@@ -21,7 +21,7 @@ from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.dagster_procs import free_port
-from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+from pgy_pipeline_tests.pipeline_support import alert_tick, dagster_resources, track
 from pgy_pipeline_tests.webhook_receiver import PATHS, REFUSAL, Receiver, receiver
 
 SECRETS = {"dingtalk": "SECdingtalk-signing-0001", "feishu": "feishu-signing-0001"}
@@ -152,13 +152,6 @@ def test_settings_are_off_unless_configured_and_misconfiguration_names_the_varia
     assert settings.run_url("r1") == "http://ui:3000/runs/r1"
 
 
-def _tick(instance: DagsterInstance, cursor: str | None, resources: dict[str, object]) -> str | None:
-    """One evaluation of the check/freshness alert sensor, as the daemon runs it; returns the new cursor."""
-    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-        check_and_freshness_alert(context)
-        return context.cursor
-
-
 def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
     instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
@@ -170,12 +163,14 @@ def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
                 webhook_url=r.base_url + PATHS["wecom"], kind="wecom", ui_base_url="http://127.0.0.1:3000"
             ),
         }
-        cursor = _tick(instance, None, resources)  # first tick: starts after the newest event
+        cursor = alert_tick(
+            check_and_freshness_alert, instance, None, resources
+        )  # first tick: starts after the newest event
         start = (yesterday - timedelta(days=59)).isoformat()
         ok = materialize([kol_fans_trend, *asset_checks], resources=resources, instance=instance,
                          tags={RANGE_START_TAG: start, RANGE_END_TAG: yesterday.isoformat()})  # fmt: skip
         assert ok.success and all(c.passed for c in ok.get_asset_check_evaluations() if c.severity.value == "ERROR")
-        cursor = _tick(instance, cursor, resources)
+        cursor = alert_tick(check_and_freshness_alert, instance, cursor, resources)
         assert r.messages() == []  # nothing failed, nothing sent
 
         hole = yesterday - timedelta(days=40)  # outside the daily 30-day window: only a backfill could refill it
@@ -189,9 +184,9 @@ def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
         assert daily.success
         failed = {c.check_name for c in daily.get_asset_check_evaluations() if not c.passed}
         assert "no_gaps_60_days" in failed
-        cursor = _tick(instance, cursor, resources)
+        cursor = alert_tick(check_and_freshness_alert, instance, cursor, resources)
         (got,) = r.messages()
-        _tick(instance, cursor, resources)
+        alert_tick(check_and_freshness_alert, instance, cursor, resources)
         assert len(r.messages()) == 1  # one message per event, never repeated
     content = got.body["markdown"]["content"]
     assert "Asset check failed: kol_fans_trend / no_gaps_60_days" in content

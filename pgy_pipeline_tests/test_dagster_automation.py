@@ -11,7 +11,6 @@ from dagster import (
     SensorResult,
     SkipReason,
     build_schedule_context,
-    build_sensor_context,
     materialize,
 )
 from sqlalchemy import Engine
@@ -20,10 +19,9 @@ from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
-from pgy_pipeline.defs.sensors import new_kols_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, stored, track
+from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, new_kols_tick, stored, track
 from pgy_pipeline_tests.sim import kol_id
 
 
@@ -53,30 +51,20 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     )
 
 
-def _tick(
-    instance: DagsterInstance, database_url: str, sim: Simulator, cursor: str | None
-) -> SensorResult | SkipReason:
-    resources = dagster_resources(sim, database_url)
-    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-        result = new_kols_sensor(context)
-    assert isinstance(result, SensorResult | SkipReason), result
-    return result
-
-
 def test_sensor_backfills_only_the_newly_tracked_kol(
     instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
     first = track(engine, 2)
-    initial = _tick(instance, database_url, sim, None)  # first tick: the initial load of everything tracked
+    initial = new_kols_tick(instance, sim, database_url, None)  # first tick: the initial load of everything tracked
     assert isinstance(initial, SensorResult)
     (req,) = initial.run_requests or []
     assert req.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == first
 
-    assert isinstance(_tick(instance, database_url, sim, initial.cursor), SkipReason)  # nothing new
+    assert isinstance(new_kols_tick(instance, sim, database_url, initial.cursor), SkipReason)  # nothing new
 
     newcomer = kol_id(99)
     add_kols(engine, [newcomer])
-    later = _tick(instance, database_url, sim, initial.cursor)
+    later = new_kols_tick(instance, sim, database_url, initial.cursor)
     assert isinstance(later, SensorResult)
     (request,) = later.run_requests or []
     assert isinstance(request, RunRequest)

@@ -13,7 +13,6 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     Definitions,
-    build_sensor_context,
     evaluate_automation_conditions,
     materialize,
 )
@@ -28,7 +27,7 @@ from pgy_pipeline.defs.report import kol_fans_report
 from pgy_pipeline.demo import plant_bought_followers
 from pgy_pipeline.report.data import load_report_data
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+from pgy_pipeline_tests.pipeline_support import alert_tick, dagster_resources, track
 from pgy_pipeline_tests.webhook_receiver import receiver
 
 REPORT = AssetKey("kol_fans_report")
@@ -127,9 +126,7 @@ def test_new_suspicions_send_one_message_linking_the_partitions_report(
         }
 
         def tick(cursor: str | None) -> str | None:
-            with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-                check_and_freshness_alert(context)
-                return context.cursor
+            return alert_tick(check_and_freshness_alert, instance, cursor, resources)
 
         cursor = tick(None)
         start = yesterday - timedelta(days=2)

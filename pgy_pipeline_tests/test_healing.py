@@ -12,9 +12,7 @@ import pytest
 from dagster import (
     DagsterInstance,
     RunRequest,
-    SensorResult,
     SkipReason,
-    build_sensor_context,
     materialize,
 )
 from sqlalchemy import Engine, create_engine, text
@@ -31,6 +29,7 @@ from pgy_pipeline.warehouse.kols import remove_kols
 from pgy_pipeline_tests.pipeline_support import (
     dagster_resources,
     materialize_trend,
+    new_kols_tick,
     partition_status,
     schedule_tick,
     stored,
@@ -130,15 +129,6 @@ def test_a_date_a_kol_lacks_in_the_warehouse_is_healed_although_dagster_shows_it
     assert oldest_lacking(engine, yesterday - timedelta(days=29), yesterday) is None
 
 
-def _sensor(instance: DagsterInstance, sim: Simulator, database_url: str, cursor: str | None) -> Any:
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources=dagster_resources(sim, database_url)
-    ) as context:
-        result = sensors.new_kols_sensor(context)
-    assert isinstance(result, SensorResult | SkipReason), result
-    return result
-
-
 def _launch(instance: DagsterInstance, sim: Simulator, database_url: str, request: RunRequest) -> Any:
     """Run what the sensor asked for, as the daemon would (same config and tags)."""
     return materialize(
@@ -162,19 +152,19 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
     kols = track(engine, 2)
     sim.inject(kols[1], "code_500")  # the API keeps failing one newcomer's calls for a while
 
-    first = _sensor(instance, sim, database_url, None)
+    first = new_kols_tick(instance, sim, database_url, None)
     (request,) = first.run_requests
     assert (request.tags["pgy/kind"], request.tags["pgy/backfill_attempt"]) == ("new_kol_backfill", "1")
     failed = _launch(instance, sim, database_url, request)
     assert not failed.success
     failed_id = failed.dagster_run.run_id
 
-    waiting = _sensor(instance, sim, database_url, first.cursor)  # just failed: its 10 minutes have not passed
+    waiting = new_kols_tick(instance, sim, database_url, first.cursor)  # just failed: its 10 minutes have not passed
     assert isinstance(waiting, SkipReason)
     assert "1 failed new-KOL backfill(s) wait for their retry" in (waiting.skip_message or "")
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 11 * 60)
-    (retry,) = _sensor(instance, sim, database_url, first.cursor).run_requests
+    (retry,) = new_kols_tick(instance, sim, database_url, first.cursor).run_requests
     assert retry.run_key == f"new-kols-retry:{failed_id}"
     assert (retry.tags["pgy/backfill_attempt"], retry.tags["pgy/retry_of"]) == ("2", failed_id)
     assert retry.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == kols
@@ -185,10 +175,10 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
     again = _launch(instance, sim, database_url, retry)
     assert not again.success
     # Retried once: the first failure is done with; the second waits twice as long (20 minutes).
-    assert isinstance(_sensor(instance, sim, database_url, first.cursor), SkipReason)
+    assert isinstance(new_kols_tick(instance, sim, database_url, first.cursor), SkipReason)
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 11 * 60 + 21 * 60)
-    (third,) = _sensor(instance, sim, database_url, first.cursor).run_requests
+    (third,) = new_kols_tick(instance, sim, database_url, first.cursor).run_requests
     assert (third.tags["pgy/backfill_attempt"], third.tags["pgy/retry_of"]) == ("3", again.dagster_run.run_id)
     sim.clear_faults()
     sim.reset_counters()
@@ -200,7 +190,7 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
     assert len(stored(engine, start, end)) == 2 * 2 * 60
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 24 * 3600)  # landed: nothing is requested again
-    done = _sensor(instance, sim, database_url, first.cursor)
+    done = new_kols_tick(instance, sim, database_url, first.cursor)
     assert isinstance(done, SkipReason) and done.skip_message == "no newly tracked KOLs"
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, evaluate_automation_conditions
+from dagster import AssetKey, DagsterInstance, Definitions, evaluate_automation_conditions
 from dagster import materialize as dagster_materialize
 from sqlalchemy import Engine, create_engine, text
 
@@ -27,6 +27,7 @@ from pgy_pipeline.warehouse.completeness import complete_dates, lacking, oldest_
 from pgy_pipeline.warehouse.health import quarantined
 from pgy_pipeline.warehouse.runs import flagged_kols
 from pgy_pipeline_tests.pipeline_support import (
+    alert_tick,
     dagster_resources,
     materialize_trend,
     partition_status,
@@ -48,12 +49,6 @@ def _config(**values: Any) -> dict[str, Any]:
     return {"ops": {"kol_fans_trend": {"config": values}}}
 
 
-def _tick(instance: DagsterInstance, cursor: str | None, resources: dict[str, object]) -> str | None:
-    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-        quarantine_alert(context)
-        return context.cursor
-
-
 def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back_by_themselves(
     instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
 ) -> None:
@@ -67,7 +62,7 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
             **dagster_resources(sim, database_url),
             "alerts": AlertsResource(webhook_url=chat.base_url + WECOM, kind="wecom"),
         }
-        cursor = _tick(instance, None, resources)
+        cursor = alert_tick(quarantine_alert, instance, None, resources)
         defs = Definitions(assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim, database_url))
         automation = evaluate_automation_conditions(defs=defs, instance=instance)  # history is not replayed
         results = []
@@ -113,8 +108,8 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
         table = format_table(status)
         assert f"QUARANTINED {stuck[0]} since {days[2]}: failed code 999" in table and "Something New" in table
         assert f"QUARANTINED {stuck[1]} since {days[2]}: empty" in table
-        cursor = _tick(instance, cursor, resources)
-        cursor = _tick(instance, cursor, resources)
+        cursor = alert_tick(quarantine_alert, instance, cursor, resources)
+        cursor = alert_tick(quarantine_alert, instance, cursor, resources)
         (entered,) = chat.messages()
         assert "KOL quarantined" in entered.body["markdown"]["content"]
         assert all(k in entered.body["markdown"]["content"] for k in stuck)
@@ -131,7 +126,7 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
         assert quarantined(engine) == {}
         window = yesterday - timedelta(days=59)  # they asked for the largest window: 60 days on legacy_v1
         assert len([k for k, _, _ in stored(engine, window, yesterday) if k in stuck]) == 2 * 2 * 60
-        _tick(instance, cursor, resources)
+        alert_tick(quarantine_alert, instance, cursor, resources)
         assert len(chat.messages()) == 2 and "out of quarantine" in chat.messages()[1].body["markdown"]["content"]
 
 
