@@ -177,35 +177,41 @@ def settled_pairs(engine: Engine, kol_ids: Sequence[str], start: date, end: date
         return {(k, Series(s)) for k, s in conn.execute(text(sql), params)}
 
 
+# Per KOL of `kols` (a query with a kol_id column), the newest date settled for both series, NULL when a series
+# has none. Newest per (KOL, series) is one backward index probe on each table's key; no history is read.
+_NEWEST_SQL = """
+    SELECT k.kol_id, CASE WHEN count(v.day) = {n_series} THEN min(v.day) END AS newest
+      FROM ({kols}) k
+     CROSS JOIN unnest({series}) s(series)
+     CROSS JOIN LATERAL (SELECT greatest(
+            (SELECT t.date_key FROM pgy.kol_fans_trend t WHERE t.kol_id = k.kol_id AND t.increase_type = s.series
+              ORDER BY t.date_key DESC LIMIT 1),
+            (SELECT n.date_key FROM pgy.kol_fans_not_served n
+              WHERE n.kol_id = k.kol_id AND n.increase_type = s.series ORDER BY n.date_key DESC LIMIT 1)) AS day
+     ) v
+     GROUP BY k.kol_id
+"""
+
+
+def _newest_sql(kols: str) -> str:
+    series = "ARRAY[" + ", ".join(f"'{s.value}'" for s in Series) + "]"
+    return _NEWEST_SQL.format(kols=kols, series=series, n_series=len(Series))
+
+
 def newest_settled(engine: Engine, kol_ids: Sequence[str]) -> dict[str, date]:
     """Per KOL, the newest date settled for both series (KOLs with none are left out)."""
     if not kol_ids:
         return {}
-    series = "ARRAY[" + ", ".join(f"'{s.value}'" for s in Series) + "]"
-    # Newest date per (KOL, series) is one backward index probe on each table's key; no history is read.
-    sql = f"""
-        SELECT k.kol_id, min(v.day)
-          FROM unnest(CAST(:ids AS text[])) k(kol_id)
-         CROSS JOIN unnest({series}) s(series)
-         CROSS JOIN LATERAL (SELECT greatest(
-                (SELECT t.date_key FROM pgy.kol_fans_trend t WHERE t.kol_id = k.kol_id AND t.increase_type = s.series
-                  ORDER BY t.date_key DESC LIMIT 1),
-                (SELECT n.date_key FROM pgy.kol_fans_not_served n
-                  WHERE n.kol_id = k.kol_id AND n.increase_type = s.series ORDER BY n.date_key DESC LIMIT 1)) AS day
-         ) v
-         GROUP BY k.kol_id HAVING count(v.day) = {len(Series)}
-    """
+    sql = _newest_sql("SELECT kol_id FROM unnest(CAST(:ids AS text[])) AS u(kol_id)")
     with engine.connect() as conn:
-        return {k: d for k, d in conn.execute(text(sql), {"ids": list(kol_ids)})}
+        return {k: d for k, d in conn.execute(text(sql), {"ids": list(kol_ids)}) if d is not None}
 
 
 def stale_kols(engine: Engine, as_of: date, max_age_days: int = 2) -> list[tuple[str, date | None]]:
     """Expected KOLs whose newest settled date is older than `as_of - max_age_days` (or who have none)."""
+    sql = f"SELECT * FROM ({_newest_sql(EXPECTED_SQL)}) x WHERE newest IS NULL OR newest < :oldest ORDER BY kol_id"
     with engine.connect() as conn:
-        kols = list(conn.scalars(text(EXPECTED_SQL + " ORDER BY k.kol_id")))
-    newest = newest_settled(engine, kols)
-    oldest = as_of - timedelta(days=max_age_days)
-    return [(k, newest.get(k)) for k in kols if newest.get(k) is None or newest[k] < oldest]
+        return [(k, d) for k, d in conn.execute(text(sql), {"oldest": as_of - timedelta(days=max_age_days)})]
 
 
 @dataclass(frozen=True)
