@@ -102,6 +102,12 @@ class Outcome(StrEnum):
 # failures this one way (the view spells it in SQL: outcome NOT IN ('ok', 'not_attempted')).
 NOT_FAILED_OUTCOMES = frozenset({Outcome.OK, Outcome.NOT_ATTEMPTED})
 
+# The platform charges an answer with code 0 (success) or 201 (no content), and nothing else.
+BILLED_CODES = frozenset({0, 201})
+
+# Details listed per question (metadata tables, check descriptions, alerts); the counts beside them are complete.
+MAX_LISTED = 50
+
 
 class CallRequest(NamedTuple):
     """One call to make: a KOL's series, far enough back to reach `days_wanted` days ending at the latest date."""

@@ -25,20 +25,28 @@ from pgy_pipeline.budget import CallBudget
 from pgy_pipeline.china_time import china_midnight, china_today, latest_served_date
 from pgy_pipeline.config import Settings
 from pgy_pipeline.fetch import FetchStream, fetch_iter
-from pgy_pipeline.model import NOT_FAILED_OUTCOMES, Attempt, CallRequest, CallResult, Outcome, Series, StopRun
+from pgy_pipeline.model import (
+    MAX_LISTED,
+    NOT_FAILED_OUTCOMES,
+    Attempt,
+    CallRequest,
+    CallResult,
+    Outcome,
+    Series,
+    StopRun,
+)
 from pgy_pipeline.plan import Plan, make_plan, oldest_reachable_date, reachable_range
 from pgy_pipeline.tally import KolTally
 from pgy_pipeline.verdict import FailedCall, RunReport
-from pgy_pipeline.warehouse.completeness import complete_of, lacking, settled_pairs
+from pgy_pipeline.warehouse.completeness import complete_of, lacking, settled_pairs, stored_rows
 from pgy_pipeline.warehouse.errors import reports_unreachable_warehouse
 from pgy_pipeline.warehouse.fetch_log import billed_since, record_calls
 from pgy_pipeline.warehouse.health import apply_run, failing_kols, lost_for_good, quarantined, resting
-from pgy_pipeline.warehouse.kols import flag_kols
+from pgy_pipeline.warehouse.kols import active_kol_ids, flag_kols, flagged_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.not_served import not_served_dates
 from pgy_pipeline.warehouse.raw_archive import expire_daily
-from pgy_pipeline.warehouse.runs import MAX_LISTED, active_kol_ids, flagged_kols, stored_rows
 
 log = logging.getLogger(__name__)
 

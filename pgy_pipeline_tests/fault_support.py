@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline.simulator.faults import Reply
+from pgy_pipeline.simulator.wire import Reply
 
 T = TypeVar("T")
 DEADLINE_S = 60.0

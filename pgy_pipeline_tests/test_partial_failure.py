@@ -25,7 +25,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import format_table, read_status
 from pgy_pipeline.warehouse.completeness import complete_dates, lacking, oldest_lacking
 from pgy_pipeline.warehouse.health import quarantined
-from pgy_pipeline.warehouse.runs import flagged_kols
+from pgy_pipeline.warehouse.kols import flagged_kols
 from pgy_pipeline_tests.pipeline_support import (
     alert_tick,
     dagster_resources,

@@ -31,10 +31,10 @@ from pgy_pipeline.model import CallRequest, InvalidKolId, Series, TrendPoint, ch
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.verdict import RunReport
-from pgy_pipeline.warehouse.dbapi import psycopg_connection
+from pgy_pipeline.warehouse.engine import psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols, import_kols
 from pgy_pipeline.warehouse.load import LoadRejected, _Loader, load_points
-from pgy_pipeline.warehouse.series_runs import Run
+from pgy_pipeline.warehouse.validate import Span
 from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
 
 TOKEN = "tok-SECRET-4f2a9c"
@@ -268,7 +268,7 @@ def test_sql_in_a_kol_id_forced_past_validation_is_stored_as_data(engine: Engine
         with psycopg_connection(engine) as conn:
             loader = _Loader(conn, {})  # private on purpose: this is the layer validation protects
             loader.begin()
-            loader.add_runs([Run(EVIL, Series.TOTAL_FANS.value, day.toordinal(), (num,))])  # never validated
+            loader.add_spans([Span(EVIL, Series.TOTAL_FANS.value, day.toordinal(), (num,))])  # never validated
             loader.merge()
             conn.commit()
     # 2. A hand-written parameterised statement, as an analyst's script would issue it.

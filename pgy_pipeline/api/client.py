@@ -27,12 +27,21 @@ from pgy_pipeline import __version__
 from pgy_pipeline.api.concurrency import ConcurrencyLimit
 from pgy_pipeline.api.endpoints import SPECS, query_params, window_for
 from pgy_pipeline.api.parse import Malformed, Trend, decode_envelope, parse_trend
-from pgy_pipeline.api.policy import BILLED_CODES, Action, decide, stop_reason
+from pgy_pipeline.api.policy import Action, decide, stop_reason
 from pgy_pipeline.api.ratelimit import RateGate
 from pgy_pipeline.api.redact import install_urllib3_log_filter, redact, redact_bytes
 from pgy_pipeline.china_time import china_today
 from pgy_pipeline.config import Secret, check_cleartext, plaintext_allowed
-from pgy_pipeline.model import Attempt, CallRequest, CallResult, Endpoint, Outcome, StopRun, check_kol_id
+from pgy_pipeline.model import (
+    BILLED_CODES,
+    Attempt,
+    CallRequest,
+    CallResult,
+    Endpoint,
+    Outcome,
+    StopRun,
+    check_kol_id,
+)
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,6 @@ CODE_ACTIONS: dict[int, Action] = {
     601: Action.STOP,
 }
 
-BILLED_CODES = frozenset({0, 201})
-
 STOP_REASONS: dict[int, str] = {
     100: "The Just One API rejected the token (code 100): check PGY_API_TOKEN and that the token is active.",
     303: "Daily quota exceeded (code 303): what was fetched is kept; rerun tomorrow to resume.",

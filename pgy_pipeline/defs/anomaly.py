@@ -31,9 +31,9 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import partitions_def, window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.errors import PgyError
+from pgy_pipeline.model import MAX_LISTED
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable
-from pgy_pipeline.warehouse.runs import MAX_LISTED
 
 _DEFAULTS = AnomalyRules()  # the documented defaults; PGY_ANOMALY_* apply when a run starts (see `rules`)
 

@@ -23,8 +23,9 @@ from pgy_pipeline.china_time import china_today, latest_served_date
 from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.partitions import window_dates
 from pgy_pipeline.defs.resources import WarehouseResource
+from pgy_pipeline.model import MAX_LISTED
 from pgy_pipeline.warehouse.completeness import expected_count, lacking, series_gaps, stale_kols
-from pgy_pipeline.warehouse.runs import MAX_LISTED, inconsistencies
+from pgy_pipeline.warehouse.consistency import inconsistencies
 
 GAP_DAYS = 60
 FRESHNESS_DAYS = 2

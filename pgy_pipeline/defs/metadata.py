@@ -7,8 +7,8 @@ from datetime import date
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from pgy_pipeline.api.concurrency import ConcurrencyLimit
+from pgy_pipeline.model import MAX_LISTED
 from pgy_pipeline.verdict import FailedCall, RunReport
-from pgy_pipeline.warehouse.runs import MAX_LISTED
 
 FAILED_KOLS_SCHEMA = TableSchema(
     columns=[

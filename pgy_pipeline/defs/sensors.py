@@ -49,7 +49,7 @@ from pgy_pipeline.defs.partitions import partitions_def, range_tags
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.model import Endpoint
 from pgy_pipeline.plan import reachable_range
-from pgy_pipeline.warehouse.runs import active_kol_ids, kols_added_since
+from pgy_pipeline.warehouse.kols import active_kol_ids, kols_added_since
 
 KOLS_PER_RUN = 1000  # keeps each run's config small and its failure blast radius bounded
 

@@ -19,19 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.model import Endpoint, Series
-from pgy_pipeline.simulator.faults import (
-    CODE_MESSAGES,
-    DEFAULT_RANDOM_FAULTS,
-    FAULTS,
-    FaultContext,
-    Reply,
-    json_reply,
-    success_reply,
-)
+from pgy_pipeline.simulator.faults import DEFAULT_RANDOM_FAULTS, FAULTS, FaultContext, success_reply
 from pgy_pipeline.simulator.limiter import HiddenLimit, Limiter
 from pgy_pipeline.simulator.rules import PATH_RULES, BadParams, TrendQuery, resolve
 from pgy_pipeline.simulator.series import SeriesBook, stable_seed
 from pgy_pipeline.simulator.server import HttpServer
+from pgy_pipeline.simulator.wire import CODE_MESSAGES, Reply, json_reply
 
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - the simulator's public demo token, not a secret
 

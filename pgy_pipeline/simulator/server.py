@@ -17,7 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pgy_pipeline.simulator.faults import Reply, Transport, dump
+from pgy_pipeline.simulator.wire import Reply, Transport, dump
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,12 @@ from datetime import date, timedelta
 from sqlalchemy import Connection, Engine, text
 
 from pgy_pipeline.model import Outcome, Series
-from pgy_pipeline.warehouse.runs import SERIES_SQL
 
 # Active KOLs the API serves that are not quarantined: the KOLs whose dates make a partition complete.
+# Every series a row can have (the tables' CHECK constraints): naming them lets Postgres walk the key
+# (kol_id, increase_type, date_key) as one index range per series instead of filtering a whole KOL.
+SERIES_SQL = "(" + ", ".join(f"'{s.value}'" for s in Series) + ")"
+
 EXPECTED_SQL = """
     SELECT k.kol_id FROM pgy.tracked_kol k
      WHERE k.active AND k.last_error_at IS NULL
@@ -253,3 +256,10 @@ def series_gaps(engine: Engine, as_of: date, days: int = 60) -> list[SeriesGap]:
     with engine.begin() as conn:
         _quiet(conn)
         return [SeriesGap(*row) for row in conn.execute(text(sql), params)]
+
+
+def stored_rows(engine: Engine, start: date, end: date) -> int:
+    """Rows in pgy.kol_fans_trend for dates start..end (every KOL, both series): what the partitions hold."""
+    with engine.connect() as conn:
+        sql = "select count(*) from pgy.kol_fans_trend where date_key between :start and :end"
+        return int(conn.scalar(text(sql), {"start": start, "end": end}) or 0)

@@ -12,9 +12,12 @@ storage is Postgres (production) never falls back at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, create_engine
@@ -121,3 +124,21 @@ def describe_warehouse(database_url: str | None, home: Path, engine: Engine) -> 
     if is_embedded(database_url):
         return f"embedded at {home.expanduser().resolve() / 'pgdata'}"
     return describe_database(engine)
+
+
+# The warehouse's hot paths (binary COPY, advisory locks, multi-statement migration files) need psycopg
+# features SQLAlchemy does not expose; borrowing the pooled DBAPI connection keeps one pool and one URL.
+PgConnection = psycopg.Connection[tuple[Any, ...]]
+
+
+@contextlib.contextmanager
+def psycopg_connection(engine: Engine) -> Iterator[PgConnection]:
+    """A pooled connection of `engine` as its psycopg connection; an open transaction is rolled back on return."""
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        if not isinstance(conn, psycopg.Connection):
+            raise TypeError(f"the warehouse engine must use psycopg 3, not {type(conn).__name__}")
+        yield conn
+    finally:
+        raw.close()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from pgy_pipeline.model import Attempt, CallResult, Outcome, SeriesKey, storable_text
-from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+from pgy_pipeline.warehouse.engine import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.raw_archive import archive_packed, body_kind
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -184,3 +184,41 @@ def flag_kols(engine: Engine, ok: Collection[str], flagged: Mapping[str, tuple[i
                 ),
                 [{"kol_id": k, "code": c, "message": m[:500]} for k, (c, m) in sorted(flagged.items())],
             )
+
+
+def active_kol_ids(engine: Engine, only: Sequence[str] | None = None) -> list[str]:
+    """Active tracked KOLs in id order; restricted to `only` when given (inactive/unknown names drop out)."""
+    sql = "select kol_id from pgy.tracked_kol where active"
+    params: dict[str, object] = {}
+    if only is not None:
+        sql += " and kol_id = any(:ids)"
+        params["ids"] = list(only)
+    with engine.connect() as conn:
+        return list(conn.scalars(text(sql + " order by kol_id"), params))
+
+
+def flagged_kols(engine: Engine, kol_ids: Sequence[str]) -> dict[str, tuple[int | None, str | None]]:
+    """KOLs the API does not serve (flagged 201 no content / 400 invalid id) → (code, message)."""
+    if not kol_ids:
+        return {}
+    sql = (
+        "select kol_id, last_error_code, last_error_message from pgy.tracked_kol "
+        "where kol_id = any(:ids) and last_error_at is not null"
+    )
+    with engine.connect() as conn:
+        return {k: (c, m) for k, c, m in conn.execute(text(sql), {"ids": list(kol_ids)})}
+
+
+def kols_added_since(engine: Engine, since: str | None) -> tuple[list[str], str | None]:
+    """Active KOLs whose `added_at` is after the ISO timestamp `since` (all when None), and the new cursor.
+
+    The cursor is the newest `added_at` seen, as ISO text, so a sensor can resume where it left off.
+    """
+    sql = "select kol_id, added_at from pgy.tracked_kol where active"
+    params: dict[str, object] = {}
+    if since is not None:
+        sql += " and added_at > cast(:since as timestamptz)"
+        params["since"] = since
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql + " order by added_at, kol_id"), params).all()
+    return [k for k, _ in rows], (rows[-1][1].isoformat() if rows else since)

@@ -5,17 +5,17 @@ receives is already stored with the same value. A generic upsert rewrites all of
 index entries and WAL for every overlapping row). This loader is designed around that shape instead:
 
 * Points are validated while streaming (kol id, real `date`, series, int within bigint), a whole series'
-  window at a time with C-speed checks (series_runs.py), in a thread one batch ahead of the connection.
+  window at a time with C-speed checks (validate.py), in a thread one batch ahead of the connection.
 * Per series (kol_id, increase_type) it knows the newest stored date (one indexed look-up per series).
   Points beyond it cannot exist yet: they go straight into the target with a binary COPY (heap multi-insert,
   no staging, no diff) -- the whole first load and the one new day of a daily run take this path.
-* The other points are staged per run of consecutive dates as ONE row: (series, first date, count, nums as
-  an int8[]): 60 points cost one staged row. The server compares each run with the stored rows in a single
-  index range scan (count and `num = nums[date_key - first_date + 1]`); equal runs are dropped without
+* The other points are staged per span of consecutive dates as ONE row: (series, first date, count, nums as
+  an int8[]): 60 points cost one staged row. The server compares each span with the stored rows in a single
+  index range scan (count and `num = nums[date_key - first_date + 1]`); equal spans are dropped without
   touching a row, so an identical reload writes no table rows and (almost) no WAL. That check runs per
   batch, overlapping the validation of the next one. Only points whose stored row differs are unpacked and
   merged at the end: revisions for changed nums, an UPDATE of just those rows, an INSERT of missing keys.
-* The same key twice with different nums is a conflict anywhere in one load: staged runs are checked against
+* The same key twice with different nums is a conflict anywhere in one load: staged spans are checked against
   each other and against the rows this very transaction COPY-inserted (xmin = our xid), so nothing is written.
 
 Concurrency: the whole load runs in one transaction holding a transaction-level advisory lock. Loads are
@@ -38,21 +38,14 @@ from itertools import islice
 from sqlalchemy import Engine
 
 from pgy_pipeline.model import SeriesKey, TrendPoint
-from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+from pgy_pipeline.warehouse.copy_binary import COPY_HEADER, COPY_TRAILER, copy_rows, int8_array
+from pgy_pipeline.warehouse.engine import PgConnection, psycopg_connection
 from pgy_pipeline.warehouse.fetch_log import mark_loaded
 from pgy_pipeline.warehouse.merge import DIFF_DDL, LoadCounts, MergeConflict, check_batch, merge_staged
 from pgy_pipeline.warehouse.migrate import ensure_schema
 from pgy_pipeline.warehouse.not_served import record_not_served
-from pgy_pipeline.warehouse.prefetch import in_background
-from pgy_pipeline.warehouse.series_runs import (
-    COPY_HEADER,
-    COPY_TRAILER,
-    LoadRejected,
-    Run,
-    copy_rows,
-    int8_array,
-    to_runs,
-)
+from pgy_pipeline.warehouse.prefetch import prefetched
+from pgy_pipeline.warehouse.validate import LoadRejected, Span, to_spans
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +54,7 @@ LOAD_LOCK_KEY = 0x7067792D6C6F6164
 __all__ = ["LoadCounts", "LoadRejected", "load_points"]
 
 _STAGE_DDL = """
-CREATE TEMP TABLE pgy_stage_run (
+CREATE TEMP TABLE pgy_stage_span (
     seq           integer NOT NULL,
     kol_id        text COLLATE "C" NOT NULL,
     increase_type text COLLATE "C" NOT NULL,
@@ -96,13 +89,13 @@ _COPY_CHUNK = 256 * 1024
 _NO_ROWS = -1  # "newest stored ordinal" of a series with no rows: every point is beyond it
 
 
-def copy_runs(
+def copy_spans(
     conn: PgConnection,
-    direct: Iterable[tuple[Run, int]],
+    direct: Iterable[tuple[Span, int]],
     fetch_ids: Mapping[SeriesKey, int],
     table: str = "pgy.kol_fans_trend",
 ) -> None:
-    """Binary COPY of each run's points after its first `skip` into `table` (a trusted name, never user input),
+    """Binary COPY of each span's points after its first `skip` into `table` (a trusted name, never user input),
     sent in ~256 kB pieces so the server indexes while we encode. The upsert benchmark's plain-COPY yardstick
     calls this too, so both sides of its ratio encode and send rows the same way."""
     with conn.cursor().copy(
@@ -110,8 +103,8 @@ def copy_runs(
     ) as copy:
         pending = [COPY_HEADER]
         size = 0
-        for run, skip in direct:
-            encoded = copy_rows(run, skip, fetch_ids.get((run.kol_id, run.increase_type)))
+        for span, skip in direct:
+            encoded = copy_rows(span, skip, fetch_ids.get((span.kol_id, span.increase_type)))
             pending.append(encoded)
             size += len(encoded)
             if size >= _COPY_CHUNK:
@@ -140,11 +133,11 @@ class _Loader:
         self.conn.execute(_STAGE_DDL)
         self.conn.execute(DIFF_DDL)
 
-    def _learn_newest(self, runs: list[Run]) -> None:
-        """Newest stored date of every series in `runs` not seen before (one index probe each)."""
-        self.newest.update(newest_stored(self.conn, {(r.kol_id, r.increase_type) for r in runs} - self.newest.keys()))
+    def _learn_newest(self, spans: list[Span]) -> None:
+        """Newest stored date of every series in `spans` not seen before (one index probe each)."""
+        self.newest.update(newest_stored(self.conn, {(r.kol_id, r.increase_type) for r in spans} - self.newest.keys()))
 
-    def add_runs(self, runs: list[Run], newest_hint: Mapping[SeriesKey, int] | None = None) -> None:
+    def add_spans(self, spans: list[Span], newest_hint: Mapping[SeriesKey, int] | None = None) -> None:
         """COPY the points beyond each series' newest date straight into the target; stage the rest.
 
         `newest_hint`: newest dates looked up ahead (_with_newest) for series this load has not written;
@@ -152,51 +145,51 @@ class _Loader:
         """
         for key, ordinal in (newest_hint or {}).items():
             self.newest.setdefault(key, ordinal)
-        self._learn_newest(runs)
+        self._learn_newest(spans)
         newest = self.newest
         fetch_ids = self.fetch_ids
-        direct: list[tuple[Run, int]] = []
-        staged: list[tuple[Run, int]] = []
-        for run in runs:
-            key = (run.kol_id, run.increase_type)
+        direct: list[tuple[Span, int]] = []
+        staged: list[tuple[Span, int]] = []
+        for span in spans:
+            key = (span.kol_id, span.increase_type)
             last = newest[key]
-            n = len(run.nums)
-            overlap = min(n, max(0, last - run.first_ordinal + 1))  # leading points on or before `last`
+            n = len(span.nums)
+            overlap = min(n, max(0, last - span.first_ordinal + 1))  # leading points on or before `last`
             if overlap:
-                staged.append((run, overlap))
+                staged.append((span, overlap))
             if overlap < n:
-                direct.append((run, overlap))
-                newest[key] = run.last_ordinal
+                direct.append((span, overlap))
+                newest[key] = span.last_ordinal
                 self.direct += n - overlap
         if direct:
             self._copy_direct(direct)
         if staged:
             checked = self.seq
             with self.conn.cursor().copy(
-                "COPY pgy_stage_run (seq, kol_id, increase_type, first_date, n, nums, fetch_log_id)"
+                "COPY pgy_stage_span (seq, kol_id, increase_type, first_date, n, nums, fetch_log_id)"
                 " FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int4", "text", "text", "date", "int4", "bytea", "int8"])
-                for run, overlap in staged:
+                for span, overlap in staged:
                     self.seq += 1
                     copy.write_row(
                         (
                             self.seq,
-                            run.kol_id,
-                            run.increase_type,
-                            date.fromordinal(run.first_ordinal),
+                            span.kol_id,
+                            span.increase_type,
+                            date.fromordinal(span.first_ordinal),
                             overlap,
-                            int8_array(run.nums[:overlap]),
-                            fetch_ids.get((run.kol_id, run.increase_type)),
+                            int8_array(span.nums[:overlap]),
+                            fetch_ids.get((span.kol_id, span.increase_type)),
                         )
                     )
             check_batch(self.conn, checked)
 
-    def _copy_direct(self, direct: list[tuple[Run, int]]) -> None:
-        copy_runs(self.conn, direct, self.fetch_ids)
+    def _copy_direct(self, direct: list[tuple[Span, int]]) -> None:
+        copy_spans(self.conn, direct, self.fetch_ids)
 
     def merge(self) -> LoadCounts:
-        """Diff the staged runs against the stored rows and write only what differs (see module docstring)."""
+        """Diff the staged spans against the stored rows and write only what differs (see module docstring)."""
         if self.seq == 0:
             return LoadCounts(self.direct, 0, 0)
         try:
@@ -206,33 +199,33 @@ class _Loader:
         return LoadCounts(self.direct + inserted, updated, unchanged)
 
 
-def _validated_runs(points: Iterable[TrendPoint], batch_size: int) -> Iterator[list[Run]]:
-    """The input cut into validated runs, `batch_size` points at a time (raises LoadRejected)."""
+def _validated_spans(points: Iterable[TrendPoint], batch_size: int) -> Iterator[list[Span]]:
+    """The input cut into validated spans, `batch_size` points at a time (raises LoadRejected)."""
     iterator = iter(points)
     good_kols: set[str] = set()
     start = 0
     while batch := list(islice(iterator, batch_size)):
-        yield to_runs(batch, start, good_kols, background=True)
+        yield to_spans(batch, start, good_kols, background=True)
         start += len(batch)
 
 
-Prepared = tuple[list[Run], dict[SeriesKey, int]]
+Prepared = tuple[list[Span], dict[SeriesKey, int]]
 
 
-def _with_newest(batches: Iterator[list[Run]], lookup: PgConnection) -> Iterator[Prepared]:
+def _with_newest(batches: Iterator[list[Span]], lookup: PgConnection) -> Iterator[Prepared]:
     """Each batch with the newest stored date of the series it is the first to mention.
 
-    Runs on a second connection, in its own thread, so the look-up overlaps the loading connection's work on
+    Works on a second connection, in its own thread, so the look-up overlaps the loading connection's work on
     the previous batch. Reading committed rows is exact here: the load holds the advisory lock (no other
     loader writes) and has not written any series before this look-up returns it.
     """
     seen: set[SeriesKey] = set()
-    for runs in batches:
-        unseen = {(r.kol_id, r.increase_type) for r in runs} - seen
+    for spans in batches:
+        unseen = {(r.kol_id, r.increase_type) for r in spans} - seen
         seen |= unseen
         newest = newest_stored(lookup, unseen)
         lookup.rollback()  # hold no snapshot between batches
-        yield runs, newest
+        yield spans, newest
 
 
 def load_points(
@@ -257,12 +250,12 @@ def load_points(
         try:
             loader = _Loader(conn, fetch_ids or {})
             loader.begin()  # holds the advisory lock before the first look-up on `lookup`
-            validated = in_background(_validated_runs(points, batch_size), "pgy-load-validate")
-            prepared = in_background(_with_newest(validated, lookup), "pgy-load-lookup")
+            validated = prefetched(_validated_spans(points, batch_size), "pgy-load-validate")
+            prepared = prefetched(_with_newest(validated, lookup), "pgy-load-lookup")
             # closing(): stop both threads now if the load fails, before `lookup` returns to the pool.
             with contextlib.closing(prepared):
-                for runs, newest in prepared:
-                    loader.add_runs(runs, newest)
+                for spans, newest in prepared:
+                    loader.add_spans(spans, newest)
             counts = loader.merge()
             if fetch_ids:  # the calls' rows are in: said by this same transaction, so never said falsely
                 mark_loaded(conn, fetch_ids.values())

@@ -1,8 +1,8 @@
-"""The server-side half of the loader: diff staged runs against pgy.kol_fans_trend and write only changes.
+"""The server-side half of the loader: diff staged spans against pgy.kol_fans_trend and write only changes.
 
-Runs inside the loader's transaction, after the staging COPY into the temp table `pgy_stage_run`
-(one row per run of consecutive dates of one series with its nums as an int8[]; see load.py).
-Every statement here is set-based; the only per-run work is one index range scan of the stored rows, done
+Works inside the loader's transaction, after the staging COPY into the temp table `pgy_stage_span`
+(one row per span of consecutive dates of one series with its nums as an int8[]; see load.py).
+Every statement here is set-based; the only per-span work is one index range scan of the stored rows, done
 per batch (check_batch) so that it overlaps the validation of the next batch in the loader's thread.
 """
 
@@ -11,27 +11,27 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pgy_pipeline.errors import InternalSignal
-from pgy_pipeline.warehouse.dbapi import PgConnection
+from pgy_pipeline.warehouse.engine import PgConnection
 
 # This transaction's xid as an `xid` (what xmin is): rows we COPY-inserted earlier in this load.
 # The xid8 -> xid cast keeps the low 32 bits (PostgreSQL 13 on). Going through text instead breaks once the
 # cluster's xid epoch is 1 or more: from PostgreSQL 16, `xid` input refuses values above 2^32.
 _MY_XID = "(SELECT pg_current_xact_id()::xid)"
 
-# Where the differing runs collect: the stage's columns plus a flag; created right after the stage
-# (pgy_stage_run must exist), filled batch by batch (see check_batch).
+# Where the differing spans collect: the stage's columns plus a flag; created right after the stage
+# (pgy_stage_span must exist), filled batch by batch (see check_batch).
 DIFF_DDL = """
-CREATE TEMP TABLE pgy_stage_diff (LIKE pgy_stage_run, overlapping boolean NOT NULL) ON COMMIT DROP
+CREATE TEMP TABLE pgy_stage_diff (LIKE pgy_stage_span, overlapping boolean NOT NULL) ON COMMIT DROP
 """
 
-# Runs of one batch that cannot be skipped: a stored row of their dates has another num (checked by array
+# Spans of one batch that cannot be skipped: a stored row of their dates has another num (checked by array
 # subscript, which needs no sort), or some of those rows are missing, or some were inserted by this load
-# (duplicates to collapse or conflicts to reject). Exact when run per batch: rows this load inserts later
+# (duplicates to collapse or conflicts to reject). Exact when done per batch: rows this load inserts later
 # are all newer than any date staged earlier, and stored nums change only in the final merge.
 _CHECK_BATCH = f"""
 INSERT INTO pgy_stage_diff
 SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id, false
-  FROM pgy_stage_run r
+  FROM pgy_stage_span r
   LEFT JOIN LATERAL (
         SELECT count(*) AS n,
                bool_and(t.num = r.nums[t.date_key - r.first_date + 1]) AS same,
@@ -43,16 +43,16 @@ SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_
  WHERE r.seq > %s AND (stored.n <> r.n OR NOT stored.same OR stored.mine)
 """
 
-# Runs that overlap another staged run of the same series also need a row-level look (possible conflict).
-# Window functions over the runs sorted by date within their series find them: a run overlaps an earlier
-# one iff some earlier run ends after it starts, and a later one iff the next run starts before it ends.
+# Spans that overlap another staged span of the same series also need a row-level look (possible conflict).
+# Window functions over the spans sorted by date within their series find them: a span overlaps an earlier
+# one iff some earlier span ends after it starts, and a later one iff the next span starts before it ends.
 _FIND_OVERLAPS = """
 CREATE TEMP TABLE pgy_stage_overlap ON COMMIT DROP AS
 SELECT seq FROM (
     SELECT r.seq,
            coalesce(max(r.first_date + r.n) OVER before_me > r.first_date, false)
            OR coalesce(lead(r.first_date) OVER by_date < r.first_date + r.n, false) AS overlapping
-      FROM pgy_stage_run r
+      FROM pgy_stage_span r
     WINDOW by_date AS (PARTITION BY r.kol_id, r.increase_type ORDER BY r.first_date, r.seq),
            before_me AS (by_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ) flagged
@@ -64,16 +64,16 @@ _MARK_OVERLAPS = (
     """
     INSERT INTO pgy_stage_diff
     SELECT r.seq, r.kol_id, r.increase_type, r.first_date, r.n, r.nums, r.fetch_log_id, true
-      FROM pgy_stage_run r
+      FROM pgy_stage_span r
      WHERE r.seq IN (SELECT seq FROM pgy_stage_overlap)
        AND r.seq NOT IN (SELECT seq FROM pgy_stage_diff)
     """,
 )
 
-# The points of the differing runs that need a row-level look: every point of a run that overlaps another
-# staged run (conflicts between runs are judged on all their points), and otherwise only the points whose
+# The points of the differing spans that need a row-level look: every point of a span that overlaps another
+# staged span (conflicts between spans are judged on all their points), and otherwise only the points whose
 # stored row is missing, has another num, or was inserted by this load (one index probe per point of a
-# differing run; a 1 % restatement touches about half the runs but only 1 % of the points comes out).
+# differing span; a 1 % restatement touches about half the spans but only 1 % of the points comes out).
 _EXPAND = f"""
 CREATE TEMP TABLE pgy_stage_row ON COMMIT DROP AS
 SELECT d.kol_id, d.first_date + (u.i - 1)::integer AS date_key, d.increase_type, u.num, d.fetch_log_id, d.seq
@@ -175,13 +175,13 @@ def _scalar(conn: PgConnection, sql: str) -> int:
 
 
 def check_batch(conn: PgConnection, after_seq: int) -> None:
-    """Collect the differing runs among those staged after `after_seq` (while the next batch is validated)."""
+    """Collect the differing spans among those staged after `after_seq` (while the next batch is validated)."""
     conn.execute(_CHECK_BATCH, (after_seq,))
 
 
 def merge_staged(conn: PgConnection) -> LoadCounts:
-    """Apply the staged runs; raise MergeConflict (caller rolls back) when a key has two different nums."""
-    staged = _scalar(conn, "SELECT sum(n) FROM pgy_stage_run")
+    """Apply the staged spans; raise MergeConflict (caller rolls back) when a key has two different nums."""
+    staged = _scalar(conn, "SELECT sum(n) FROM pgy_stage_span")
     conn.execute(_FIND_OVERLAPS)
     for statement in _MARK_OVERLAPS:
         conn.execute(statement)

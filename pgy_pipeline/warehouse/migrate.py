@@ -29,7 +29,7 @@ import psycopg
 from sqlalchemy import Engine
 
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+from pgy_pipeline.warehouse.engine import PgConnection, psycopg_connection
 
 log = logging.getLogger(__name__)
 

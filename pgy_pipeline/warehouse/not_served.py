@@ -15,7 +15,7 @@ from datetime import date
 
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.warehouse.dbapi import PgConnection
+from pgy_pipeline.warehouse.engine import PgConnection
 
 # The calls of this load whose answer leaves a date of its window out: the only ones with dates to settle.
 # Answers are de-duplicated, so an answer is gapless when its row count equals its span of dates, and it covers

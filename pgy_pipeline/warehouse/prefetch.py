@@ -16,7 +16,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def in_background(produce: Iterator[T], name: str) -> Generator[T, None, None]:
+def prefetched(produce: Iterator[T], name: str) -> Generator[T, None, None]:
     """Yield what `produce` yields, computed one item ahead in a thread named `name`.
 
     Exceptions in the producer are re-raised in the consumer. Closing this generator (use

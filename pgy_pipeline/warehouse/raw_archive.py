@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from sqlalchemy import Engine
 
-from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
+from pgy_pipeline.warehouse.engine import PgConnection, psycopg_connection
 
 log = logging.getLogger(__name__)
 

@@ -49,12 +49,11 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.simulator import DEFAULT_TOKEN
-from pgy_pipeline.warehouse.dbapi import psycopg_connection
-from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.engine import make_engine, psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline.warehouse.load import copy_runs
+from pgy_pipeline.warehouse.load import copy_spans
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline.warehouse.series_runs import Run
+from pgy_pipeline.warehouse.validate import Span
 from pgy_pipeline_tests.benchmarks.fetch import simulator_url
 from pgy_pipeline_tests.benchmarks.upsert import checkpoint
 from pgy_pipeline_tests.benchmarks.wal import WalMeter
@@ -104,12 +103,12 @@ def copy_new_day_wal(engine: Engine, wal: WalMeter, day: date) -> int:
         "SELECT kol_id, date_key, increase_type, num, fetch_log_id FROM pgy.kol_fans_trend WHERE date_key = %s",
         (day,),
     ).fetchall()
-    runs = [(Run(k, t, d.toordinal(), (n,)), 0) for k, d, t, n, _ in rows]
+    spans = [(Span(k, t, d.toordinal(), (n,)), 0) for k, d, t, n, _ in rows]
     fetch_ids = {(k, t): f for k, _, t, _, f in rows if f is not None}
     checkpoint(wal.conn)
     start = wal.start()
     with psycopg_connection(engine) as conn:
-        copy_runs(conn, runs, fetch_ids, table=NEW_DAY_TABLE)
+        copy_spans(conn, spans, fetch_ids, table=NEW_DAY_TABLE)
         conn.commit()
     return wal.since(start)
 

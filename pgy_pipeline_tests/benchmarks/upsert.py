@@ -6,7 +6,7 @@ Uses PGY_TEST_DATABASE_URL when set, else the embedded Postgres under PGY_HOME (
 and drops a database of its own. Phases over KOLs x 2 series x days points:
 
 * copy: the yardstick, a binary COPY of the same rows into an unindexed table with the warehouse table's
-  columns, through the loader's own encoder and COPY writer (`copy_runs`), fetch_log ids included;
+  columns, through the loader's own encoder and COPY writer (`copy_spans`), fetch_log ids included;
 * a: first load into an empty warehouse; b: identical reload; c: reload with 1 % of the values restated.
 
 Both sides do the same work the same way: a warm pooled connection of one engine, the same bulk encoding,
@@ -46,12 +46,11 @@ import psycopg
 from sqlalchemy import Engine
 
 from pgy_pipeline.model import Series, SeriesKey, TrendPoint
-from pgy_pipeline.warehouse.dbapi import PgConnection, psycopg_connection
-from pgy_pipeline.warehouse.engine import make_engine
+from pgy_pipeline.warehouse.engine import PgConnection, make_engine, psycopg_connection
 from pgy_pipeline.warehouse.fetch_log import mark_loaded
-from pgy_pipeline.warehouse.load import LoadCounts, copy_runs, load_points
+from pgy_pipeline.warehouse.load import LoadCounts, copy_spans, load_points
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline.warehouse.series_runs import group_runs
+from pgy_pipeline.warehouse.validate import group_spans
 from pgy_pipeline_tests.benchmarks.wal import WalMeter
 from pgy_pipeline_tests.pg import fresh_database, libpq_url, server_url
 
@@ -137,7 +136,7 @@ def mark_alone(engine: Engine, fetch_ids: dict[SeriesKey, int]) -> None:
 def plain_copy(engine: Engine, rows: list[TrendPoint], fetch_ids: dict[SeriesKey, int]) -> None:
     """The yardstick: the loader's own encoder and COPY writer into an unindexed table of the same columns."""
     with psycopg_connection(engine) as conn:
-        copy_runs(conn, ((run, 0) for run in group_runs(rows)), fetch_ids, table=YARDSTICK_TABLE)
+        copy_spans(conn, ((span, 0) for span in group_spans(rows)), fetch_ids, table=YARDSTICK_TABLE)
         conn.commit()
 
 

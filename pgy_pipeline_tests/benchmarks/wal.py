@@ -14,7 +14,7 @@ import contextlib
 
 import psycopg
 
-from pgy_pipeline.warehouse.dbapi import PgConnection
+from pgy_pipeline.warehouse.engine import PgConnection
 
 # Per table (an index counts for its table; "?" for relations since dropped or truncated), from each record's
 # first block reference "blkref #0: rel <tablespace>/<database>/<relfilenode> ..." (read with a pattern: with
