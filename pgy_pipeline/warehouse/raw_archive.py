@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # Bodies of calls that did not succeed are the evidence a parser fix is written from, and few: a year at least.
 FAILED_RETENTION_DAYS = 365
 MIN_RETENTION_DAYS = 7
-_LEVEL = 6  # zlib level: 9 saves under 1 % more on these bodies for twice the time
+_LEVEL = 6  # zlib level; why not 9: docs/warehouse.md (the raw-body archive)
 _KINDS = "jtb"  # the body's form: JSON jsonb takes, other UTF-8 text, bytes (the order of raw_response's columns)
 
 
