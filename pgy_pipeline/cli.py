@@ -1,11 +1,9 @@
 """The `pgy-pipeline` command: thin argparse wiring over the domain modules.
 
-Each handler imports what it needs lazily, so `pgy-pipeline --help` stays fast and a subcommand
-never pays for Dagster or the embedded Postgres unless it uses them.
-
-Handlers let the project's own errors (PgyError: bad config, a refused migration history, an unreachable
-warehouse, a missing privilege) propagate; `main` ends every one of them the same way: its sentence on stderr
-and a non-zero exit, never a traceback.
+Each handler imports what it needs lazily, so `pgy-pipeline --help` stays fast and a subcommand never pays for
+Dagster or the embedded Postgres unless it uses them. The project's own errors (PgyError) propagate to `main`,
+which ends every one the same way: its sentence on stderr and a non-zero exit, never a traceback.
+See docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Configuration from the environment: every PGY_* variable is one typed field of `Settings`.
 
-This is the one place a PGY_* variable is read. Each field is parsed when it is first used, by the one parser
-for its kind of value (`pgy_pipeline.config_values`), so a malformed value fails the tick, sensor, run or
-command that needs it, with one sentence naming the variable, and nothing else. `Settings.problems()` checks
-them all at once (`pgy-pipeline doctor`). What Dagster must know when it loads the code (`LOAD_TIME`) falls
-back to its default instead, with a warning (`Settings.load_time_warnings`) shown in the UI and sent as an
-alert. The Dagster resources accept the same settings as config; secrets never show in a repr.
+This is the one place a PGY_* variable is read. Each field is parsed on first use (`pgy_pipeline.config_values`),
+so a malformed value fails only the tick, sensor, run or command that needs it, with one sentence naming the
+variable; `Settings.problems()` checks them all at once. What Dagster needs while loading the code (`LOAD_TIME`)
+falls back to its default with a warning instead. See README.md (Configuration) and docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """`defs`: what `dagster dev -w workspace.yaml`, `dg dev`, `dagster asset materialize -m pgy_pipeline.definitions`
 and the webserver load.
 
-Everything Dagster-shaped in the `pgy_pipeline/defs/` folder is loaded from the folder itself, as a `dg` project
-does: an asset, check, job, schedule or sensor module added there (by hand or with `dg scaffold defs`) is part of
-the code location without being listed anywhere. The folder is loaded from the installed package
-(`ComponentTree.from_module`), not by looking for `pyproject.toml`, so a wheel install in a container loads the same
-definitions as a source checkout. The resources are bound here, configured from the environment.
+Everything Dagster-shaped is loaded from the `pgy_pipeline/defs/` folder of the installed package, as a `dg`
+project does, so a module added there is part of the code location without being listed anywhere. The resources
+are bound here, configured from the environment. See docs/deployment.md (installing as a wheel / container).
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The offline demo: embedded Postgres + the local simulator + Dagster, no token and no server needed.
 
-`pgy-pipeline demo` tracks a sample KOL set, materialises the last 7 daily partitions of
-`kol_fans_trend`, `kol_fans_anomaly` and `kol_fans_report` through Dagster in one run (with the asset
-checks), and prints what landed, the suspected anomalies and the path of the follower report (HTML): one
-sample KOL has a bought batch of followers planted in the simulator, most of which disappears two days later.
-`pgy-pipeline demo --ui` then keeps the simulator running and starts `dagster dev` against the same
-warehouse and Dagster instance, so the run shows in the UI and a backfill can be launched there.
-
-Everything lives under PGY_HOME (default ./.pgy): the embedded Postgres in `pgdata/`, the Dagster
-instance in `dagster/`. Nothing listens beyond 127.0.0.1 (Postgres: a Unix socket only).
+`pgy-pipeline demo` tracks a sample KOL set (one with a planted bought batch), materialises the last 7 daily
+partitions of all three assets through Dagster in one run, and prints what landed; `--ui` then keeps the
+simulator running and starts `dagster dev` on the same warehouse and instance. Everything lives under PGY_HOME,
+and nothing listens beyond 127.0.0.1. See README.md (Quick start).
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Running many trend calls concurrently through one TrendClient, with a prompt, clean stop.
 
-Requests are consumed lazily and at most `2 * max_concurrency` calls are queued at a time, so a run for
-10,000 KOLs never holds more than a few dozen pending calls; `fetch_iter` yields results as they
-complete so the caller can load and forget them (bounded memory).
-
-When a call hits a stop-the-run condition the client's stop flag is set: no new call is dispatched,
-calls in flight finish their current attempt without retrying, and every request never sent is
-reported as NOT_ATTEMPTED (so the fetch log shows exactly what a rerun has left to do).
+Requests are consumed lazily and only a few per worker are queued, and `fetch_iter` yields results as they
+complete, so memory stays bounded whatever the KOL count. On a stop-the-run condition no new call is dispatched,
+calls in flight finish their current attempt without retrying, and every request never sent is reported as
+NOT_ATTEMPTED. See docs/api-client.md (fetching many calls at once).
 """
 
 from __future__ import annotations

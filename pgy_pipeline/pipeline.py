@@ -1,13 +1,9 @@
 """One run over partition dates D1..D2: plan → probe → fetch → record → load → judge, with no Dagster in sight.
 
-The Dagster asset, the CLI and the tests all call `run_range`; it returns a `RunReport` (verdict.py) and
-never raises for API trouble (a stop code, failed calls, a systemic rejection, a spent budget, unreachable
-dates): those are facts the caller turns into metadata and, when `report.problems` is non-empty, into a
-failed run. Whatever was fetched is recorded and loaded first, so nothing billed is ever thrown away.
-
-Results stream from the fetcher and are recorded and loaded a chunk at a time, so a run over 10,000 KOLs
-holds one chunk of responses in memory, not all of them. See docs/completeness.md for quarantine, the
-systemic rejection, the publish-lag probe and the budget.
+The Dagster asset, the CLI and the tests all call `run_range`; it returns a `RunReport` (verdict.py) and never
+raises for API trouble: those are facts the caller turns into metadata and, when `report.problems` is non-empty,
+a failed run. Results stream from the fetcher and are recorded and loaded a chunk at a time, so nothing billed is
+thrown away and memory holds one chunk. See docs/completeness.md (partial failure) and docs/api-client.md.
 """
 
 from __future__ import annotations

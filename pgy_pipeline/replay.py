@@ -1,12 +1,9 @@
 """Replaying the parser over the retained raw bodies: a parsing fix reaches the warehouse without re-billing.
 
-Every successful call whose body is still retained (see warehouse/raw_archive.py: `PGY_RAW_RETENTION_DAYS`) is
-parsed again with the code as it is now, and its points are loaded like a run's (revisions for changed values,
-provenance, not-served dates). Each (KOL, date, series) is taken from the NEWEST retained body that has it, so
-a replay never flips a restated value back and forth: calls are read newest first and an older body only
-contributes the dates no newer one delivered. Calls whose body has expired are counted, not replayed.
-
-Memory: one page of bodies at a time, plus the dates already claimed per series (about 100 bytes a key).
+Every successful call whose body is still retained is parsed again and loaded like a run's points. Calls are
+read newest first and each (KOL, date, series) is taken from the NEWEST body that has it, so a replay never
+flips a restated value back and forth; calls whose body has expired are counted, not replayed. Memory: one page
+of bodies at a time plus the dates already claimed per series. See docs/warehouse.md (the raw-body archive).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Per-KOL tally of a run's answers: who answered with data, who failed and how, and whether the failures
 are really the KOLs' or one rejection of the whole request (a systemic rejection).
 
-When the same non-success answer (an API code such as 400 or 201, an HTTP status, a malformed or empty
-body) comes back for most of a run's KOLs, it is the request, the gateway or the API that is broken, not
-the KOLs: the run fails naming the answer, and no KOL is flagged or quarantined for it. When it is clear
-early (90 % of the first 100 KOLs), the run stops calling rather than bill the rest. See docs/completeness.md.
+When most of a run's KOLs get the same non-success answer, the request, the gateway or the API is broken, not
+the KOLs: the run fails naming the answer, and no KOL is flagged or quarantined for it. When that is already
+clear while the run is going (the BREAKER_* constants), the run stops calling rather than bill the rest.
+See docs/completeness.md (systemic rejection).
 """
 
 from __future__ import annotations

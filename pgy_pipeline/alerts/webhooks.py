@@ -1,16 +1,8 @@
 """Sending an Alert to a WeCom, Feishu, DingTalk or Slack webhook: payload shape, signing, acknowledgement.
 
-Sending never raises: a chat outage must not fail a run or a sensor tick, so every failure is logged
-(with the webhook's host only: its path and query carry the credential) and reported as False.
-
-- WeCom group robot: POST {"msgtype": "markdown", "markdown": {"content"}}; answers {"errcode": 0}.
-- Feishu / Lark custom bot: POST {"msg_type": "text", "content": {"text"}}, plus "timestamp" (seconds)
-  and "sign" = base64(HMAC-SHA256(key = timestamp + "\\n" + secret, message = "")) when a secret is set;
-  answers {"code": 0}.
-- DingTalk custom robot: POST {"msgtype": "markdown", "markdown": {"title", "text"}} to the webhook URL
-  plus &timestamp=<ms>&sign=<urlencoded base64(HMAC-SHA256(key = secret, message = timestamp + "\\n" +
-  secret))> when a secret is set; answers {"errcode": 0}.
-- Slack incoming webhook: POST {"text"} (mrkdwn); answers the plain text "ok".
+Sending never raises: a chat outage must not fail a run or a sensor tick, so every failure is logged (with the
+webhook's host only: its path and query carry the credential) and reported as False. Each kind's payload,
+signature and expected answer: see docs/anomalies-and-alerts.md (setting up each kind).
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """How many calls a client keeps in flight: found at run time, because the API's real limit is unknown.
 
-The Just One API enforces a rate limit it does not publish, and it may change. A fixed concurrency is
-either too low (a large KOL set takes hours longer than it must) or too high (rate-limit answers,
-retries, wasted time). `ConcurrencyLimit` finds the level instead, the way TCP finds a link's capacity:
-
-* start at a modest level and double it after every full "round" of clean answers (as many clean
-  answers as the current level) in which the level was actually used -- a level nobody fills teaches
-  nothing -- until the first rate-limit answer ("slow start": a large KOL set reaches a high level in a
-  few round trips); that first answer halves the level, since the last doubling overshot by up to 2x;
-* from then on, raise it by one per full clean round, and cut it by a quarter on a rate-limit answer
-  (302 / HTTP 429), once per episode: answers to requests sent before the cut were sent at the old
-  level and do not cut again;
-* remember the level that was limited: from just below it upwards, every further step waits for
-  several clean rounds -- twice as many each time about the same level is limited again, half as many
-  each time a step holds -- so a run settles just below the limit with few rate-limit answers, yet
-  still climbs when the API allows more.
-
-Always within the configured [minimum, maximum]; minimum == maximum is a fixed concurrency.
+The Just One API enforces a rate limit it does not publish, and a fixed concurrency is either too low or too
+high. `ConcurrencyLimit` finds the level the way TCP finds a link's capacity: slow start (double per full round
+of clean answers until the first rate-limit answer), then additive increase and a cut per rate-limit episode,
+with ever more patience near a level that was limited, so a run settles just below the limit yet still climbs.
+Always within the configured [minimum, maximum]. See docs/api-client.md (how many calls at once).
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """Envelope and data validation: raw bytes → (code, message, ids) → normalised TrendPoints.
 
-The platform's Java backend has been seen to serialise numbers as strings and `code` as both an int
-and a string, so parsing is tolerant about *representation* and strict about *meaning*:
-
-* `code` and `num`: a JSON integer, or a string of ASCII digits with an optional leading '-'
-  (e.g. "8430"). Rejected: booleans, null, any JSON float (even 8430.0: a float above 2**53 is
-  silently rounded, so a float can never be trusted as an exact count), "84.3", " 8430", "+8430".
-* `num` must fit a Postgres bigint; total fans must not be negative (new fans may be).
-* `dateKey` must be a real YYYY-MM-DD date, not after China's today.
-* Duplicate dateKeys collapse when they agree and make the response malformed when they do not;
-  unsorted lists and longer windows than asked are accepted and sorted.
-* `fansNumInc` / `fansNumIncRate` are summaries the warehouse can recompute: an unusable value
-  (NaN or Infinity for a KOL with 0 fans at the window start, a number beyond bigint / double)
-  becomes None rather than failing the whole response.
-* No body, however built, raises anything but Malformed: integers longer than Python converts,
-  nesting deeper than its recursion limit and a `code` beyond Postgres `integer` are malformed too.
+The platform's Java backend has sent numbers as strings and `code` as both an int and a string, so parsing is
+tolerant about *representation* (a JSON integer or a string of ASCII digits) and strict about *meaning* (no
+floats, real dates, bigint range, conflicting duplicates refused). Recomputable summaries that are unusable
+become None. No body, however built, raises anything but Malformed. See docs/api-client.md (what counts as valid
+data).
 """
 
 from __future__ import annotations

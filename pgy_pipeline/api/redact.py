@@ -1,14 +1,9 @@
 """Keep the API token out of every text the pipeline produces.
 
-The token travels as a query parameter, so anything that prints a URL leaks it: requests puts the
-full URL into ConnectionError/Timeout messages and urllib3 logs request lines at DEBUG. Two layers
-protect against that: `redact` scrubs the token and any `token=` query value, and
-`install_urllib3_log_filter` rewrites urllib3's log records before any handler sees them.
-
-A server echoing the request rarely echoes the token as we hold it: a token with `+`, `/` or `=` goes
-out percent-encoded (`%2B`, `%2F`, `%3D`) and comes back that way, decoded with `+` read as a space,
-JSON-escaped (`\\/`, `\\u002b`), HTML-escaped (`&#x2F;`, `&#43;`) or encoded twice (`%252B`). So the
-token is matched character by character, each character in any of those forms, in any mix.
+The token travels as a query parameter, so anything that prints a URL leaks it. Two layers: `redact` scrubs the
+token and any `token=` query value, and `install_urllib3_log_filter` rewrites urllib3's log records before any
+handler sees them. A server may echo the token in other encodings (percent-, JSON-, HTML-escaped, twice), so it
+is matched character by character, each character in any of those forms. See docs/api-client.md.
 """
 
 from __future__ import annotations

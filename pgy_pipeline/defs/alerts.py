@@ -1,23 +1,10 @@
-"""Alert sensors: a failed run, a failed ERROR-severity asset check, a missed freshness deadline, or KOLs entering
-or leaving quarantine → one chat message.
+"""Alert sensors: a failed run, a failed ERROR-severity asset check, a missed freshness deadline, new suspicions,
+or KOLs entering or leaving quarantine → one chat message.
 
-Three sensors, all evaluated by the Dagster daemon:
-
-- `pgy_alert_on_run_failure` (Dagster's run-failure sensor, every job of this code location: the daily
-  schedule, UI backfills, the new-KOL sensor's runs, the anomaly runs): partition range from the run's
-  tags, the reason from the failed step (the asset's own one-sentence `Failure`), billed calls from
-  pgy.fetch_log, and the run's link.
-- `pgy_alert_on_check_or_freshness`: reads the event log after its cursor for asset check evaluations
-  (alerting on failed ERROR-severity ones), freshness state changes (alerting when one turns FAIL) and
-  materialisations of `kol_fans_report` (alerting, once per run, when its newest date has new suspicions,
-  with the link to that partition's report when PGY_REPORT_BASE_URL is set).
-  Its first tick starts at the newest event, like Dagster's run-status sensors: history is not replayed.
-- `pgy_alert_on_quarantine`: reads pgy.kol_quarantine_event after its cursor: one message for the KOLs
-  that entered quarantine and one for those that left, per tick.
-
-All run when PGY_ALERT_WEBHOOK_URL is set where the definitions load and are stopped otherwise (off
-unless configured). Sending never raises: a webhook that fails is logged in the tick and the sensor
-carries on, so no run ever fails because the chat is down.
+Three sensors, run by the daemon while PGY_ALERT_WEBHOOK_URL is set where the definitions load (stopped
+otherwise); each starts at the newest event on its first tick, so history is never replayed. Sending never
+raises: a failed webhook is logged in the tick and the sensor carries on, so no run fails because the chat is
+down. See docs/anomalies-and-alerts.md (chat alerts, sensors).
 """
 
 import json

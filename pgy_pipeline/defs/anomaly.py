@@ -1,13 +1,10 @@
 """The `kol_fans_anomaly` asset: suspected abnormal follower growth, one partition per China date.
 
-Downstream of `kol_fans_trend` with the same daily partitions and the same single-run backfills. It is
-materialised automatically: its automation condition is Dagster's `eager()` without the "latest time
-window only" clause, so every partition of the trend that lands (the daily run's yesterday, or all 60
-of a backfill) is followed by the same partitions of the anomalies, once none of them is still in progress.
-The automation sensor emits its requests as a backfill, the only way Dagster's automation honours the
-single-run backfill policy: a 60-partition request becomes one run (without it, Dagster starts one run per
-partition). The rules and their thresholds live in
-`pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster.
+Downstream of `kol_fans_trend` with the same partitions and single-run backfills, and materialised
+automatically after every trend partition that lands (Dagster's `eager()` without the "latest time window only"
+clause; the automation sensor emits backfills, so a backfill's range stays one run). The rules and their
+thresholds live in `pgy_pipeline.warehouse.anomaly`; this module only wires them to Dagster. See
+docs/anomalies-and-alerts.md.
 """
 
 import dataclasses

@@ -1,23 +1,10 @@
 """The `kol_fans_trend` asset: one daily partition per China date, ranges backfilled in a single run.
 
-The asset is a thin shell over `pgy_pipeline.pipeline.run_range`: it turns the partition key range
-into dates, runs, and turns the report into metadata. A run that could not complete its range (a stop
-code, failed calls, dates too old for any window, data not yet published) still loads everything it
-fetched and then fails with one sentence per reason.
-
-Partition status follows the warehouse date by date. Dagster cannot fail single partitions of a
-single-run backfill (dagster-io/dagster#17836), but it marks a partition failed only when the failed
-run planned it and did not materialise it. So before failing, the asset records an
-`AssetMaterialization` for each date of the range that is complete: those partitions turn green, and
-exactly the dates still lacking data (lost for good, not yet published, failed calls) show *Failed*
-with the run's sentence as the reason.
-
-When the newest date is merely not published yet, the step asks Dagster to retry it later
-(`RetryRequested`); each attempt first probes with at most two calls and fetches the rest only once the
-date is published (or on the last attempt, to land what is published), so a late morning bills a probe
-per retry rather than every KOL again. A run limited to some KOLs marks only the dates every expected
-KOL has, and none when other KOLs still lack them (the asset's output is optional for that reason).
-See docs/dagster.md and docs/completeness.md.
+A thin shell over `pgy_pipeline.pipeline.run_range`: partition keys in, metadata out. A run that could not
+complete its range still loads everything it fetched, then fails with one sentence per reason. Since Dagster
+cannot fail single partitions of a single-run backfill, the asset first records a materialisation for each
+complete date, so exactly the incomplete partitions show *Failed*. A newest date not yet published is retried
+later behind a two-call probe. See docs/dagster.md and docs/completeness.md.
 """
 
 from collections.abc import Iterator

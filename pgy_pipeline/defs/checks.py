@@ -1,17 +1,9 @@
 """Asset checks on `kol_fans_trend`, each answered by SQL over the warehouse (warehouse/completeness.py).
 
-Quarantined KOLs are not expected, so they hold back no check. Severity is chosen by what a failure asks of
-the operator:
-
-- completeness (ERROR): a partition whose date is missing for an expected KOL is not done; the
-  asset already refuses to materialise such a range, so a failure here means rows vanished afterwards.
-- gaps over the last 60 days (ERROR): a hole is still fillable by a backfill while the API serves that
-  date (60 days on legacy_v1) and lost for good after; it needs action now, not a glance.
-- freshness, newest date at most 2 days old (ERROR): a stale KOL means the daily run is not landing
-  (token, quota, balance) and every further day of it eats into the 60-day recovery window.
-- total-vs-new consistency (WARN): the warehouse stores what the API says; a mismatch is a fact about
-  the source (late restatement, a different definition of "new") to look into, not a pipeline fault,
-  and backfilling would not change it.
+Quarantined KOLs are not expected, so they hold back no check. Severity follows what a failure asks of the
+operator: ERROR where action is needed now (completeness, gaps while a backfill can still fill them,
+freshness), WARN for total-vs-new consistency, a fact about the source that a backfill would not change.
+See docs/dagster.md (asset checks).
 """
 
 from collections.abc import Sequence

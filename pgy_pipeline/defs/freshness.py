@@ -1,15 +1,8 @@
-"""The freshness policy of `kol_fans_trend`: China-yesterday must be in by a deadline (default 09:00 China).
+"""The freshness policy of `kol_fans_trend`: China-yesterday must be in by a deadline (PGY_FRESHNESS_DEADLINE).
 
-Dagster 1.13's `FreshnessPolicy.cron` judges the time of the asset's latest materialisation: at each
-deadline tick it asks whether the asset materialised between the window's start and the deadline. The
-window here starts at 00:00 China time, the earliest moment China-yesterday is complete, so "fresh at
-09:00" means "a run landed today before 09:00", which the daily run (default 06:30) does when all is
-well. The freshness daemon (on in the production dagster.yaml) evaluates it every 30 s and the UI shows
-the asset as late once the deadline passes without it; the alert sensor turns that into one message.
-
-What Dagster cannot express: the policy is not partition-aware (it tracks materialisation time, not
-which partition landed), so a backfill of old dates after midnight also counts as fresh. The
-`freshness` asset check (every active KOL's newest date at most 2 days old) judges the data itself.
+Dagster's `FreshnessPolicy.cron` asks, at each deadline, whether the asset materialised since 00:00 China time,
+the earliest moment China-yesterday is complete. It judges materialisation time, not which partition landed, so
+the `freshness` asset check judges the data itself. See docs/anomalies-and-alerts.md (freshness).
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """The `kol_fans_report` asset: each partition's follower report, an HTML file under PGY_REPORT_DIR.
 
-Downstream of `kol_fans_anomaly` with the same daily partitions and single-run backfills, and materialised
-after it the way the anomaly asset follows the trend: Dagster's `eager()` without the "latest time window
-only" clause. The anomaly asset's automation sensor targets the anomalies and everything downstream of them,
-so a report is requested in the same tick and backfill as the anomalies it waits for (one more sensor would
-cost the daemon another evaluation every 30 s); 60 partitions of anomalies are followed by one run writing 60
-reports (the warehouse is read once for all of them). The files, their
+Downstream of `kol_fans_anomaly` with the same partitions and single-run backfills, and requested by the
+anomaly asset's automation sensor in the same tick and backfill as the anomalies it waits for. The files, their
 contents and their names are `pgy_pipeline.report`'s; this module only wires them to Dagster.
+See docs/report.md (the asset `kol_fans_report`).
 """
 
 from dagster import (

@@ -1,15 +1,9 @@
 """The daily schedule: every morning in China, one run for yesterday and every earlier gap its window covers.
 
-The time of day comes from `PGY_SCHEDULE_TIME` (`HH:MM`, China time; default 06:30, when the API has
-usually published yesterday). A daily run for yesterday calls the API's smallest window (30 days) for
-every KOL anyway, so the schedule widens its partition range back to the oldest date inside that window
-that still needs fetching: the oldest date some served KOL lacks in the warehouse (stored, or recorded
-as not served, for both series), or the oldest partition Dagster shows missing or failed (including one
-that was green and failed later). After the daemon was down for three days, the next tick is ONE run
-over four partitions that still bills 2 calls per KOL: self-healing for free. When the warehouse cannot
-be read at tick time, the range follows Dagster's marks alone and the tick says so in its log and in a
-run tag. Anything older than the window is a backfill's job (it bills a 60/90-day window), so the
-schedule never reaches further.
+A daily run calls the API's smallest window for every KOL anyway, so the schedule widens its range back to the
+oldest date inside that window that still needs fetching, by the warehouse or by Dagster's partition marks:
+missed and failed days heal for the same two calls per KOL. Anything older is a backfill's job.
+See docs/dagster.md (automation) and docs/completeness.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """Sensors: backfill newly tracked KOLs, and run the checks a run lost to the API's horizon could not.
 
-The new-KOL sensor: the daily run only asks for yesterday; a newly tracked KOL also deserves every
-day the API still serves. The sensor watches `tracked_kol.added_at` (cursor = newest value seen) and
-launches one single-run backfill over the largest window, for the new KOLs alone, named in the run
-config (and counted in a tag). On its very first tick every tracked KOL counts as new: that is the
-initial load.
-
-A new-KOL backfill that fails is requested again, for its KOLs still active, over the largest window
-as of the retry (so nothing ages out of the API's window while it waits): 10 minutes after the failure,
-then each wait doubles up to 6 hours, until an attempt lands. The retry state lives in Dagster's own
-run storage, not in the cursor: every such run is tagged `pgy/kind=new_kol_backfill` with its
-`pgy/backfill_attempt`, and a retry names the run it repeats in `pgy/retry_of` (its run key, too, so
-the daemon never launches the same retry twice). A failed run nobody has retried yet is due; a
-restarted daemon, a reset cursor or a redeploy sees exactly the same.
-
-The follow-up sensor: a backfill over a range that reaches past the API's horizon loads every
-reachable date, marks those partitions materialised and fails for the dates lost for good. Dagster
-then skips the run's asset checks (their step depends on the failed one), and it cannot fail only
-some partitions of a single run (dagster-io/dagster#17836). So when a run failed for lost dates alone,
-this sensor launches one run over the reachable part: everything is in hand, it bills nothing, and
-its checks run over exactly those partitions.
+The new-KOL sensor launches one single-run backfill over the largest window for KOLs added since its cursor,
+and requests a failed one again with a growing wait; the retry state lives in Dagster's run storage (run tags),
+not the cursor, so a restarted daemon sees the same. The follow-up sensor runs the asset checks Dagster skipped
+in a run that failed only for dates lost for good, over the reachable part, billing nothing.
+See docs/dagster.md (automation) and docs/completeness.md.
 """
 
 import time

@@ -1,12 +1,8 @@
 """A local Just One API (real HTTP on 127.0.0.1) for the demo, the tests and the benchmarks.
 
-    with Simulator(today=date(2026, 3, 9), latency_s=0.1) as sim:
-        client = TrendClient(sim.base_url, Secret(sim.token))
-        sim.inject(kol_id, "code_303")   # see faults.FAULTS for every kind
-        ...
-        sim.billed_calls                 # what the platform would have charged
-
-Standalone: `pgy-pipeline simulator --port 8089` (or `python -m pgy_pipeline.simulator`).
+`with Simulator(today=...) as sim:` gives a `sim.base_url` and `sim.token` for a TrendClient, `sim.inject(kol_id,
+"code_303")` (see faults.FAULTS) and `sim.billed_calls`. Standalone: `pgy-pipeline simulator --port 8089` (or
+`python -m pgy_pipeline.simulator`). See docs/api-client.md (the simulator).
 """
 
 from __future__ import annotations

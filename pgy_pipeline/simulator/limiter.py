@@ -1,17 +1,10 @@
 """The simulator's hidden rate limit: requests per second and requests in flight, never published.
 
-The real API limits callers without saying by how much; a client has to find the level from the
-answers. This limiter stands in for that limit so the client's adaptive concurrency can be tested and
-measured against a real HTTP server:
-
-* requests per second: a token bucket refilled at `max_rps` per second holding at most `burst` tokens
-  (default a quarter of a second's worth), so a client at or below the rate is never refused for the
-  jitter of its own timing, and one above it is refused within a fraction of a second;
-* requests in flight: a request counts from its arrival until its answer is due (arrival + latency);
-  refusals are answered at once and count for neither limit.
-
-A refused request gets the limit's `reply` fault (`code_302`, HTTP 200 with code 302, or `http_429`,
-HTTP 429 with Retry-After) and is not billed.
+The real API limits callers without saying by how much, and the client has to find the level from the answers;
+this limiter stands in for that limit so the client's adaptive concurrency can be tested and measured against a
+real HTTP server: a token bucket for the rate, a count of requests whose answer is not yet due for the in-flight
+limit. A refused request is answered at once with the limit's `reply` fault and is not billed.
+See docs/api-client.md (the simulator).
 """
 
 from __future__ import annotations

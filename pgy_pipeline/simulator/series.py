@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from pgy_pipeline.model import Series
 
 ANCHOR = date(2024, 1, 1)  # first date any simulated KOL has data for
-CACHE_KOLS = 1024  # walks kept in memory (about 9 KB each for three years of dates)
+CACHE_KOLS = 1024  # walks kept in memory (their size: docs/api-client.md, the simulator)
 
 
 def stable_seed(*parts: object) -> int:

@@ -1,25 +1,9 @@
 """Suspected abnormal follower growth (疑似异常涨粉): three rules in SQL over the stored history.
 
-The warehouse holds what no single API call gives: a KOL's own long history and every restatement of
-it. Each rule compares a KOL with itself, never with other KOLs, because a 2,000-follower day is
-routine for a star and extraordinary for a niche account.
-
-- spike: new fans on a date far above the KOL's usual day. The usual day is the median of the trailing
-  `spike_window_days` (robust to earlier spikes), or the median of the same weekday in that window when
-  that is higher (so a weekly rhythm is its own baseline). A spike must clear all of: `spike_multiple`
-  times the usual day, the median plus `spike_mads` median absolute deviations (a noisy account needs
-  a bigger jump), and `spike_min_new_fans` (tiny accounts would otherwise flood the list); and the KOL
-  needs `spike_min_history_days` of trailing data (a short history has no baseline).
-- spike_then_drop: within `drop_within_days` after a spike, the KOL loses at least `drop_share` of the
-  spike's excess over its baseline (bought followers being removed or unfollowing). Reported once, on
-  the first day the loss crosses the share.
-- purge: a stored total restated downwards (pgy.kol_fans_trend_revision): the platform removed
-  followers from the past. Reported per KOL on the newest date of the run that saw the restatement,
-  sized by the largest removal from one date; small corrections (under `purge_min_removed` followers or
-  `purge_min_share` of the total) are routine and ignored.
-
-Dates with no row are not anomalies, and new fans disagreeing with the change of totals is a data
-question (the total-vs-new check), not one of growth. Rows say "suspected", never "fake".
+Each rule compares a KOL with its own history, never with other KOLs: `spike` (new fans far above the KOL's
+usual day), `spike_then_drop` (much of a spike's excess lost within days) and `purge` (a stored total restated
+downwards). Dates with no row are not anomalies, and new fans disagreeing with the change of totals is the
+consistency check's question. Rows say "suspected", never "fake". See docs/anomalies-and-alerts.md (the rules).
 """
 
 from __future__ import annotations

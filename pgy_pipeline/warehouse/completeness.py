@@ -1,12 +1,9 @@
 """What "done" means for a date, in one place: which KOLs are expected, which dates are settled, what is lacking.
 
-A KOL is *expected* when it is active, the API serves it (not flagged 201/400) and it is not quarantined.
-A (KOL, series, date) is *settled* when it is stored in `pgy.kol_fans_trend` or recorded as not served in
-`pgy.kol_fans_not_served` (a successful window covered it and the API left it out). A date is *lacking* for
-an expected KOL until both series are settled. The run's verdict, `pgy-pipeline status`, the asset checks
-and the schedule's healing range all ask these functions (or embed these SQL fragments), so they cannot
-disagree. Date ranges are built in dates (`start + i`), never with timestamps, so no server time zone can
-drop or repeat a date. See docs/completeness.md.
+A KOL is expected when it is active, served by the API and not quarantined; a (KOL, series, date) is settled
+when it is stored or recorded as not served; a date is lacking for an expected KOL until both series are
+settled. The run's verdict, `pgy-pipeline status`, the asset checks and the schedule's healing range all ask
+these functions (or embed these SQL fragments), so they cannot disagree. See docs/completeness.md.
 """
 
 from __future__ import annotations

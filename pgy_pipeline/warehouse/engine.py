@@ -1,13 +1,9 @@
 """Connecting to the warehouse: a Postgres URL, or an embedded Postgres under PGY_HOME where one was asked for.
 
-Every other warehouse module takes a SQLAlchemy `Engine` from here; none of them knows whether the
-server is the machine's own or the embedded one.
-
-An embedded server is a throwaway: on a container launcher it vanishes with the container, data and all.
-So one is created only where someone asked for it (`PGY_DATABASE_URL=embedded`, a `PGY_HOME` that is set,
-the demo and the tests), an embedded warehouse that already exists at the home is reused, and anywhere else
-an unset URL is one sentence naming PGY_DATABASE_URL, with nothing created. A Dagster instance whose own
-storage is Postgres (production) never falls back at all.
+Every other warehouse module takes a SQLAlchemy `Engine` from here; none of them knows whether the server is
+the machine's own or the embedded one. An embedded server is a throwaway, so one is created only where someone
+asked for it, and a Dagster instance whose own storage is Postgres never falls back to one. See
+docs/deployment.md (no throwaway warehouse in production) and docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Recording every API call attempt in `pgy.fetch_log`, and every body received in the raw archive.
 
-One row per attempt (retries included) so the log answers "what did the API say, and when" exactly;
-the last attempt of a call carries the call's outcome and what it delivered (rows, first/last date,
-fansNumInc). Raw bodies are archived so a parsing fix can be replayed without paying for calls again: those of
-successful calls compressed together in `pgy.raw_body_pack`, the others one row each in `pgy.raw_response`
-(raw_archive.py).
-
-Ids are reserved from the sequence first and rows then go in with two COPYs: a day's 20,000 calls
-record in a fraction of a second, in one transaction (all of a chunk's calls, or none).
+One row per attempt (retries included), so the log answers "what did the API say, and when" exactly; the last
+attempt of a call carries the call's outcome and what it delivered. Ids are reserved from the sequence first,
+then the rows go in with two COPYs in one transaction: all of a chunk's calls, or none. Bodies go to the
+raw archive (raw_archive.py). See docs/warehouse.md (tables and the raw-body archive).
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """KOL health: failing streaks counted in partition dates, quarantine, and the way back.
 
-A KOL fails at partition date P when a run whose range ends at P got a failing answer for it (retries
-exhausted, an undocumented code, a malformed body, a success with no data). It is then behind by the longer
-of its failing streak (partition dates since its first failure) and `P - newest settled date`; at the threshold
-(PGY_QUARANTINE_AFTER_DAYS) it is quarantined: it no longer counts as expected (warehouse/completeness.py),
-each daily run tries it once with the largest window, and its first answer with data ends the quarantine.
-Every entry and exit is appended to `pgy.kol_quarantine_event` for the chat alert. See docs/completeness.md.
+A KOL that keeps failing falls behind, counted in partition dates, never the wall clock; at
+PGY_QUARANTINE_AFTER_DAYS it is quarantined: no longer expected (warehouse/completeness.py), tried once per
+partition date with the largest window, and released by its first answer with data. Every entry and exit is
+appended to `pgy.kol_quarantine_event` for the chat alert. See docs/completeness.md (partial failure).
 """
 
 from __future__ import annotations

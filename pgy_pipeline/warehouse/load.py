@@ -1,30 +1,11 @@
 """Loading trend points into `pgy.kol_fans_trend`: validate, stage, and merge so unchanged rows cost nothing.
 
-The API answers overlapping windows (30/60/90 days ending yesterday), so almost every point a daily run
-receives is already stored with the same value. A generic upsert rewrites all of them (new row versions,
-index entries and WAL for every overlapping row). This loader is designed around that shape instead:
-
-* Points are validated while streaming (kol id, real `date`, series, int within bigint), a whole series'
-  window at a time with C-speed checks (validate.py), in a thread one batch ahead of the connection.
-* Per series (kol_id, increase_type) it knows the newest stored date (one indexed look-up per series).
-  Points beyond it cannot exist yet: they go straight into the target with a binary COPY (heap multi-insert,
-  no staging, no diff) -- the whole first load and the one new day of a daily run take this path.
-* The other points are staged per span of consecutive dates as ONE row: (series, first date, count, nums as
-  an int8[]): 60 points cost one staged row. The server compares each span with the stored rows in a single
-  index range scan (count and `num = nums[date_key - first_date + 1]`); equal spans are dropped without
-  touching a row, so an identical reload writes no table rows and (almost) no WAL. That check runs per
-  batch, overlapping the validation of the next one. Only points whose stored row differs are unpacked and
-  merged at the end: revisions for changed nums, an UPDATE of just those rows, an INSERT of missing keys.
-* The same key twice with different nums is a conflict anywhere in one load: staged spans are checked against
-  each other and against the rows this very transaction COPY-inserted (xmin = our xid), so nothing is written.
-
-Concurrency: the whole load runs in one transaction holding a transaction-level advisory lock. Loads are
-therefore serialised per database: no two loads interleave their merges (so no deadlock is possible and the
-"newest stored date" read at the start stays true until commit), and a waiting load simply starts after the
-other commits, seeing its rows. Staging COPYs are cheap compared with the cost of getting this wrong.
-
-Memory: about two batches of `batch_size` points are held in Python (the one loading, the one validated
-ahead), plus one small entry per series seen. 1.2 M points stream through in about 80-115 MB of RSS.
+The API answers overlapping windows, so almost every point a run receives is already stored with the same value.
+Points beyond a series' newest stored date go straight in with a binary COPY; the others are staged one row per
+span of consecutive dates and compared with the stored rows on the server, so only points whose value differs
+are written. One transaction under an advisory lock: loads are all-or-nothing and serialised per database.
+Validation and the newest-date look-ups run ahead in threads (prefetch.py), so a few batches are held at once.
+See docs/warehouse.md (the loader).
 """
 
 from __future__ import annotations

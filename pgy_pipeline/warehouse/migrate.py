@@ -1,17 +1,9 @@
 """Applying the numbered SQL files in `sql/` to the warehouse, once each, safely from many processes.
 
-Plain SQL files rather than a migration framework: analysts and DBAs can read and run them with psql,
-and the runner stays small enough to audit. Each file runs in its own transaction together with the row
-that records it in `pgy.schema_migrations`, so a failed file leaves nothing half-applied and is retried
-next time. A session-level advisory lock serialises concurrent runners (two Dagster runs starting at
-once): the second one waits, then finds everything applied and does nothing.
-
-The files live once, in `sql/` at the top of the source tree; the build ships that directory inside the
-package as `pgy_pipeline.sql`, so a wheel (container image) install migrates exactly like a source checkout.
-
-Least privilege: only the schema owner runs DDL. Runs, `kols` and `status` call `ensure_schema`, which on a
-current schema only reads `pgy.schema_migrations` (no `CREATE SCHEMA IF NOT EXISTS`, which Postgres refuses
-to a role without CREATE even when the schema exists), so the `pgy_etl` and `pgy_reader` roles can use it.
+Plain SQL files rather than a migration framework, so analysts and DBAs can read and run them with psql. Each
+file runs in its own transaction with its row in `pgy.schema_migrations`, under an advisory lock, so a failed
+file leaves nothing half-applied and a second runner finds nothing to do. On a current schema `ensure_schema`
+only reads, so the least-privileged roles can call it. See docs/warehouse.md (migrations) and docs/deployment.md.
 """
 
 from __future__ import annotations

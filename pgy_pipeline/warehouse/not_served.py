@@ -1,11 +1,9 @@
 """Dates the API does not serve: covered by a successful window, absent from its answer.
 
-The API answers "the last N days ending at its newest date". A date inside that span that the answer
-leaves out is not going to arrive by asking again: the account's history starts later (a young
-account), or the platform has a hole. Such dates are recorded in `pgy.kol_fans_not_served` by the load
-(same transaction as the rows), so every question "is this date done?" — a rerun's skip list, the
-run's verdict, the asset checks, `pgy-pipeline status` — treats them as settled rather than missing.
-A later window that does serve the date stores it normally and the not-served row goes away.
+Such a date will not arrive by asking again (a young account, or a hole on the platform), so the load records
+it in `pgy.kol_fans_not_served` in the same transaction as the rows, and every "is this date done?" question
+treats it as settled rather than missing. A later window that serves the date stores it and the row goes away.
+See docs/completeness.md (how "not served" is recorded).
 """
 
 from __future__ import annotations

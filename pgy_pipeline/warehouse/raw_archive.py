@@ -1,14 +1,10 @@
 """The raw-body archive: every body the API sent, kept so a parser fix can be replayed without re-billing.
 
-Bodies of successful calls are most of the volume (two per KOL per day) and almost all alike, so they are
-stored together: one row of `pgy.raw_body_pack` per recorded chunk, the chunk's bodies concatenated and
-zlib-compressed as one stream (about 150 bytes a body where a row of its own took 1.3-2 kB), in weekly
-partitions. They expire after `PGY_RAW_RETENTION_DAYS` by dropping whole weeks. Bodies of every other attempt
-(failed, malformed, refused, retried) stay one row each in `pgy.raw_response`, readable in SQL, and are kept
-for `FAILED_RETENTION_DAYS` (or the retention window, if that is longer).
-
-Partitions are created and expired by SECURITY DEFINER functions (sql/0022_raw_archive.sql): the pipeline's
-role appends to the archive and cannot delete from it.
+Bodies of successful calls (most of the volume, almost all alike) are compressed together, one row of
+`pgy.raw_body_pack` per recorded chunk, in weekly partitions dropped whole once past `PGY_RAW_RETENTION_DAYS`.
+Every other attempt's body stays one row in `pgy.raw_response`, readable in SQL, for `FAILED_RETENTION_DAYS`.
+Partitions are created and expired by SECURITY DEFINER functions: the pipeline's role cannot delete from the
+archive. See docs/warehouse.md (the raw-body archive).
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ log = logging.getLogger(__name__)
 # Bodies of calls that did not succeed are the evidence a parser fix is written from, and few: a year at least.
 FAILED_RETENTION_DAYS = 365
 MIN_RETENTION_DAYS = 7
-_LEVEL = 6  # zlib level: 9 saves under 1 % more on these bodies for twice the time
+_LEVEL = 6  # zlib level; why not 9: docs/warehouse.md (the raw-body archive)
 _KINDS = "jtb"  # the body's form: JSON jsonb takes, other UTF-8 text, bytes (the order of raw_response's columns)
 
 

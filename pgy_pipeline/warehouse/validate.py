@@ -114,7 +114,7 @@ def to_spans(batch: list[TrendPoint], start_index: int, good_kols: set[str], *, 
 
     `good_kols` caches ids already validated, across batches. With `background` (the loader spans this in a
     thread beside the connection's thread) it yields the GIL every few groups: otherwise each wake-up of the
-    loading thread after a query waits out CPython's 5 ms switch interval, which doubled every round trip.
+    loading thread after a query waits out CPython's 5 ms switch interval (see docs/warehouse.md, the loader).
     """
     try:
         groups = [(key, list(group)) for key, group in groupby(batch, key=_series_key)]
