@@ -32,6 +32,7 @@ pytest_plugins = [
     "pgy_pipeline_tests.fixtures_sim",
     "pgy_pipeline_tests.pipeline_support",
     "pgy_pipeline_tests.dagster_procs",
+    "pgy_pipeline_tests.longest_first",
 ]
 
 
