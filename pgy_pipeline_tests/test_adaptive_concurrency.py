@@ -22,8 +22,9 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.model import CallRequest, Outcome, Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.limiter import HiddenLimit
-from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
-from pgy_pipeline_tests.sim import SIM_TODAY, fast_client, fetch_all, kol_ids
+from pgy_pipeline_tests.support.dagster import dagster_resources
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fast_client, fetch_all, kol_ids
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 RANGE = (RANGE_START_TAG, RANGE_END_TAG)
 

@@ -20,9 +20,10 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import free_port
-from pgy_pipeline_tests.pipeline_support import alert_tick, dagster_resources, track
-from pgy_pipeline_tests.webhook_receiver import PATHS, REFUSAL, Receiver, receiver
+from pgy_pipeline_tests.support.dagster import alert_tick, dagster_resources
+from pgy_pipeline_tests.support.dagster_procs import free_port
+from pgy_pipeline_tests.support.warehouse import track
+from pgy_pipeline_tests.support.webhook import PATHS, REFUSAL, Receiver, receiver
 
 SECRETS = {"dingtalk": "SECdingtalk-signing-0001", "feishu": "feishu-signing-0001"}
 API_TOKEN = "api-token-must-never-leak-7f3a"

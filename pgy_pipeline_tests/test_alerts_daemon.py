@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 
 from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
-from pgy_pipeline_tests.pg import fresh_database
-from pgy_pipeline_tests.pipeline_support import track
-from pgy_pipeline_tests.webhook_receiver import receiver
+from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
+from pgy_pipeline_tests.support.db import fresh_database
+from pgy_pipeline_tests.support.warehouse import track
+from pgy_pipeline_tests.support.webhook import receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

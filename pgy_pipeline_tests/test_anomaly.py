@@ -16,7 +16,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import Anomaly, AnomalyRules, detect, refresh_anomalies, stored_anomalies
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline_tests.sim import SIM_TODAY, fast_client
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fast_client
 
 START = date(2026, 1, 1)
 END = START + timedelta(days=59)

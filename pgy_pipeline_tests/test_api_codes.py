@@ -7,8 +7,7 @@ import pytest
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import CallRequest, Outcome, Series, StopRun
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.simulator import MakeClient, kol_id
 
 KOL = kol_id(1)
 REQUEST = CallRequest(KOL, Series.TOTAL_FANS, 30)

@@ -7,8 +7,7 @@ import pytest
 from pgy_pipeline.api.endpoints import max_window_days, query_params, window_for
 from pgy_pipeline.model import CallRequest, Endpoint, Outcome, Series
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.simulator import MakeClient, kol_id
 
 
 @pytest.mark.parametrize(

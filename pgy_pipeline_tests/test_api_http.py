@@ -12,8 +12,7 @@ from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import CallRequest, CallResult, Outcome, Series, StopRun
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.sim import FAST_CLIENT, kol_id
+from pgy_pipeline_tests.support.simulator import FAST_CLIENT, MakeClient, kol_id
 
 KOL = kol_id(7)
 REQUEST = CallRequest(KOL, Series.NEW_FANS, 30)

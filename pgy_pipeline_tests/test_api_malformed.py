@@ -9,8 +9,7 @@ import pytest
 from pgy_pipeline.api.parse import parse_int
 from pgy_pipeline.model import CallRequest, Outcome, Series
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.simulator import MakeClient, kol_id
 
 KOL = kol_id(3)
 

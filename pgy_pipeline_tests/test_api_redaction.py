@@ -18,7 +18,7 @@ from pgy_pipeline.model import CallRequest, CallResult, Series, StopRun
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, fetch_all, kol_ids
+from pgy_pipeline_tests.support.simulator import FAST_CLIENT, SIM_TODAY, fetch_all, kol_ids
 
 TOKEN = "tok-S3CRET-0123456789abcdef"  # a test token; the point is that it never leaks
 WRONG = "wrong-S3CRET-fedcba9876543210"

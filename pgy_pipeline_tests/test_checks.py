@@ -15,7 +15,8 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.checks import asset_checks
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import dagster_resources, materialize_trend, track
+from pgy_pipeline_tests.support.dagster import dagster_resources, materialize_trend
+from pgy_pipeline_tests.support.warehouse import track
 
 
 def _run_checks(instance: DagsterInstance, sim: Simulator, database_url: str) -> dict[str, Any]:

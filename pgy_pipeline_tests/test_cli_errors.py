@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from pgy_pipeline_tests.pg import login_role
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.db import login_role
+from pgy_pipeline_tests.support.simulator import kol_id
 
 pytestmark = [pytest.mark.subprocess]
 

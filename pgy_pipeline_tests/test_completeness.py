@@ -28,14 +28,8 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.sensors import checks_followup_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.pipeline_support import (
-    materialize_trend,
-    partition_status,
-    schedule_tick,
-    step_failure,
-    stored,
-    track,
-)
+from pgy_pipeline_tests.support.dagster import materialize_trend, partition_status, schedule_tick, step_failure
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 
 def _checks(result: Any) -> dict[str, bool]:

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import Series
 from pgy_pipeline.pipeline import PROBE_CALLS, run_range
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
-from pgy_pipeline_tests.pipeline_support import stored, track
-from pgy_pipeline_tests.sim import fast_client
+from pgy_pipeline_tests.support.faults import GatedSimulator, wait_until
+from pgy_pipeline_tests.support.simulator import fast_client
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _backfill(database_url: str, sim: Simulator, start: date, end: date, today: date) -> subprocess.Popen[str]:
     """A backfill: run_range in its own process, small chunks so its loads interleave with the daily run's."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pgy_pipeline_tests.child_run", "--database-url", database_url,
+        [sys.executable, "-m", "pgy_pipeline_tests.support.child_run", "--database-url", database_url,
          "--base-url", sim.base_url, "--token", sim.token, "--start", str(start), "--end", str(end),
          "--today", str(today), "--run-id", "backfill", "--chunk-calls", "8", "--concurrency", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

@@ -29,7 +29,8 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.dagster_procs import (
+from pgy_pipeline_tests.support.dagster import disposed_after, materialize_trend, partition_status
+from pgy_pipeline_tests.support.dagster_procs import (
     BIN,
     LAUNCH_BACKFILL,
     REPOSITORIES,
@@ -42,8 +43,8 @@ from pgy_pipeline_tests.dagster_procs import (
     wait_for,
     wait_for_runs,
 )
-from pgy_pipeline_tests.pg import fresh_database
-from pgy_pipeline_tests.pipeline_support import disposed_after, materialize_trend, partition_status, stored, track
+from pgy_pipeline_tests.support.db import fresh_database
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

@@ -14,7 +14,8 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import stored_anomalies
-from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+from pgy_pipeline_tests.support.dagster import dagster_resources
+from pgy_pipeline_tests.support.warehouse import track
 
 ANOMALY = AssetKey("kol_fans_anomaly")
 

@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 
 from pgy_pipeline.defs.partitions import partitions_def
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import materialize_trend, step_failure, stored, track
+from pgy_pipeline_tests.support.dagster import materialize_trend, step_failure
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 
 def _run(

@@ -21,8 +21,9 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.pipeline_support import dagster_resources, disposed_after, new_kols_tick, stored, track
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.dagster import dagster_resources, disposed_after, new_kols_tick
+from pgy_pipeline_tests.support.simulator import kol_id
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 
 def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:

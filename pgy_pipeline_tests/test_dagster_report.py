@@ -27,8 +27,9 @@ from pgy_pipeline.defs.report import kol_fans_report
 from pgy_pipeline.demo import plant_bought_followers
 from pgy_pipeline.report.data import load_report_data
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import alert_tick, dagster_resources, track
-from pgy_pipeline_tests.webhook_receiver import receiver
+from pgy_pipeline_tests.support.dagster import alert_tick, dagster_resources
+from pgy_pipeline_tests.support.warehouse import track
+from pgy_pipeline_tests.support.webhook import receiver
 
 REPORT = AssetKey("kol_fans_report")
 WECOM_PATH = "/cgi-bin/webhook/send?key=wecom-robot-key-0001"

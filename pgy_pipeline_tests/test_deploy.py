@@ -15,7 +15,7 @@ from pgy_pipeline.china_time import CHINA_TZ
 from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import (
+from pgy_pipeline_tests.support.dagster_procs import (
     BIN,
     REPOSITORIES,
     START_SCHEDULE,
@@ -27,8 +27,8 @@ from pgy_pipeline_tests.dagster_procs import (
     wait_for,
     wait_for_runs,
 )
-from pgy_pipeline_tests.pg import libpq_url
-from pgy_pipeline_tests.pipeline_support import stored, track
+from pgy_pipeline_tests.support.db import libpq_url
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

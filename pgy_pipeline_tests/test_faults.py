@@ -26,11 +26,12 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.errors import WarehouseUnavailable, reports_unreachable_warehouse
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.fault_support import GatedSimulator, backend_alive, blocked_merge, wait_until
-from pgy_pipeline_tests.owned_pg import OwnedPostgres, owned_postgres
-from pgy_pipeline_tests.pg import fresh_database, libpq_url
-from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
-from pgy_pipeline_tests.sim import SIM_TODAY, fast_client
+from pgy_pipeline_tests.support.dagster import dagster_resources
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url
+from pgy_pipeline_tests.support.faults import GatedSimulator, backend_alive, blocked_merge, wait_until
+from pgy_pipeline_tests.support.owned_pg import OwnedPostgres, owned_postgres
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fast_client
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 DAY = SIM_TODAY - timedelta(days=1)  # the partition the runs below materialise
 
@@ -233,7 +234,7 @@ def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
                 (kols[50], restated),
             )
             child = subprocess.Popen(  # one chunk: 200 calls, 6,000 points in one load
-                [sys.executable, "-m", "pgy_pipeline_tests.child_run", "--database-url", database_url,
+                [sys.executable, "-m", "pgy_pipeline_tests.support.child_run", "--database-url", database_url,
                  "--base-url", sim.base_url, "--token", sim.token, "--start", str(DAY), "--end", str(DAY),
                  "--today", str(SIM_TODAY), "--run-id", "killed", "--concurrency", "8"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],

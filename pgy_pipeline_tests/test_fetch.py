@@ -7,8 +7,7 @@ import time
 from pgy_pipeline.fetch import fetch_iter
 from pgy_pipeline.model import CallRequest, Outcome, Series
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.sim import fetch_all, kol_ids
+from pgy_pipeline_tests.support.simulator import MakeClient, fetch_all, kol_ids
 
 
 def _requests(count: int) -> list[CallRequest]:

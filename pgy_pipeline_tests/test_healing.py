@@ -26,15 +26,14 @@ from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.completeness import oldest_lacking
 from pgy_pipeline.warehouse.engine import normalize_url
 from pgy_pipeline.warehouse.kols import remove_kols
-from pgy_pipeline_tests.pipeline_support import (
+from pgy_pipeline_tests.support.dagster import (
     dagster_resources,
     materialize_trend,
     new_kols_tick,
     partition_status,
     schedule_tick,
-    stored,
-    track,
 )
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 # Nothing listens on port 1 of the loopback: the warehouse as the tick sees it when Postgres is down.
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/pgy"

@@ -26,9 +26,8 @@ from pgy_pipeline.simulator.faults import HUGE_LIST_ITEMS
 from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.fixtures_sim import MakeClient
-from pgy_pipeline_tests.pg import fresh_database
-from pgy_pipeline_tests.sim import SIM_TODAY
+from pgy_pipeline_tests.support.db import fresh_database
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, MakeClient
 
 MAX_ATTEMPTS = 3
 # Generous for a loaded CI box (a clean answer must never time out), yet well under the slow faults' delay.

@@ -13,10 +13,10 @@ from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.verdict import RunReport
 from pgy_pipeline.warehouse.load import LOAD_LOCK_KEY
-from pgy_pipeline_tests.fault_support import wait_until
-from pgy_pipeline_tests.pg import libpq_url
-from pgy_pipeline_tests.pipeline_support import track
-from pgy_pipeline_tests.sim import client_for
+from pgy_pipeline_tests.support.db import libpq_url
+from pgy_pipeline_tests.support.faults import wait_until
+from pgy_pipeline_tests.support.simulator import client_for
+from pgy_pipeline_tests.support.warehouse import track
 
 
 def test_calls_stay_on_the_wire_while_a_chunk_loads(engine: Engine, database_url: str) -> None:

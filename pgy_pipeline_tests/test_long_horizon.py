@@ -34,7 +34,8 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.faults import VALID_VARIANTS
 from pgy_pipeline.simulator.series import SeriesBook
 from pgy_pipeline.warehouse.completeness import SeriesGap, series_gaps
-from pgy_pipeline_tests.pipeline_support import dagster_resources, track
+from pgy_pipeline_tests.support.dagster import dagster_resources
+from pgy_pipeline_tests.support.warehouse import track
 
 pytestmark = [pytest.mark.slow]
 

@@ -25,7 +25,7 @@ from pgy_pipeline.warehouse.migrate import (
     shipped_sql_dir,
     upgrade,
 )
-from pgy_pipeline_tests.pg import fresh_database, libpq_url
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url
 
 CONTRACT_TABLES = {"tracked_kol", "kol_fans_trend", "kol_fans_trend_revision", "fetch_log", "raw_response"}
 

@@ -26,17 +26,16 @@ from pgy_pipeline.status import format_table, read_status
 from pgy_pipeline.warehouse.completeness import complete_dates, lacking, oldest_lacking
 from pgy_pipeline.warehouse.health import quarantined
 from pgy_pipeline.warehouse.kols import flagged_kols
-from pgy_pipeline_tests.pipeline_support import (
+from pgy_pipeline_tests.support.dagster import (
     alert_tick,
     dagster_resources,
     materialize_trend,
     partition_status,
     step_failure,
-    stored,
-    track,
 )
-from pgy_pipeline_tests.sim import client_for
-from pgy_pipeline_tests.webhook_receiver import receiver
+from pgy_pipeline_tests.support.simulator import client_for
+from pgy_pipeline_tests.support.warehouse import stored, track
+from pgy_pipeline_tests.support.webhook import receiver
 
 WECOM = "/cgi-bin/webhook/send?key=wecom-robot-key-0001"
 

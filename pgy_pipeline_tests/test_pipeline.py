@@ -13,8 +13,8 @@ from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.completeness import series_gaps
 from pgy_pipeline_tests.benchmarks.run import run as benchmark_run
-from pgy_pipeline_tests.pipeline_support import fetch_log_outcomes, stored, track
-from pgy_pipeline_tests.sim import client_for
+from pgy_pipeline_tests.support.simulator import client_for
+from pgy_pipeline_tests.support.warehouse import fetch_log_outcomes, stored, track
 
 
 def test_partition_loads_both_series_for_every_kol_and_rerun_bills_nothing(

@@ -22,9 +22,9 @@ from pgy_pipeline.replay import replay
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline.warehouse.raw_archive import expire, retained_bodies, week_of
-from pgy_pipeline_tests.pg import libpq_url
-from pgy_pipeline_tests.pipeline_support import stored, track
-from pgy_pipeline_tests.sim import client_for
+from pgy_pipeline_tests.support.db import libpq_url
+from pgy_pipeline_tests.support.simulator import client_for
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 OLD_WEEK = week_of(datetime.now(UTC).date()) - timedelta(weeks=10)
 

@@ -22,7 +22,7 @@ from pgy_pipeline.report.html import build_html
 from pgy_pipeline.report.payload import decode_totals, encode_totals
 from pgy_pipeline.report.terminal import show_kol
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.report_support import DAYS, Scenario, planted_warehouse
+from pgy_pipeline_tests.support.report import DAYS, Scenario, planted_warehouse
 
 # sha256 of the files in uPlot 1.6.32's npm tarball (dist/uPlot.iife.min.js, dist/uPlot.min.css, LICENSE)
 UPLOT_SHA256 = {

@@ -24,9 +24,10 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import MigrationError, shipped_sql_dir, upgrade
-from pgy_pipeline_tests.pg import fresh_database, libpq_url, login_role
-from pgy_pipeline_tests.pipeline_support import dagster_resources, stored, track
-from pgy_pipeline_tests.sim import client_for, kol_id
+from pgy_pipeline_tests.support.dagster import dagster_resources
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url, login_role
+from pgy_pipeline_tests.support.simulator import client_for, kol_id
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 _ONE_CALL = """
 INSERT INTO pgy.fetch_log (kol_id, increase_type, endpoint, window_days, days_wanted, attempt, outcome, is_final)

@@ -17,9 +17,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 from sqlalchemy import Engine, text
 
-from pgy_pipeline_tests.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
-from pgy_pipeline_tests.fault_support import GatedSimulator, wait_until
-from pgy_pipeline_tests.pipeline_support import stored, track
+from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
+from pgy_pipeline_tests.support.faults import GatedSimulator, wait_until
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

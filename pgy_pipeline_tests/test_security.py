@@ -35,7 +35,7 @@ from pgy_pipeline.warehouse.engine import psycopg_connection
 from pgy_pipeline.warehouse.kols import add_kols, import_kols
 from pgy_pipeline.warehouse.load import LoadRejected, _Loader, load_points
 from pgy_pipeline.warehouse.validate import Span
-from pgy_pipeline_tests.sim import FAST_CLIENT, SIM_TODAY, kol_ids
+from pgy_pipeline_tests.support.simulator import FAST_CLIENT, SIM_TODAY, kol_ids
 
 TOKEN = "tok-SECRET-4f2a9c"
 WRONG_TOKEN = "tok-WRONG-77b1e0"  # a rejected token is still a secret (it may be a typo of the real one)

@@ -17,8 +17,9 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.alerts import AlertsResource, check_and_freshness_alert, run_failure_alert
 from pgy_pipeline.defs.resources import WarehouseResource
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.pipeline_support import materialize_trend, step_failure, track
-from pgy_pipeline_tests.webhook_receiver import PATHS, receiver
+from pgy_pipeline_tests.support.dagster import materialize_trend, step_failure
+from pgy_pipeline_tests.support.warehouse import track
+from pgy_pipeline_tests.support.webhook import PATHS, receiver
 
 ROOT = Path(__file__).parents[1]
 BAD_AT_LOAD = {"PGY_PUBLISH_LAG_RETRIES": "-1", "PGY_SCHEDULE_TIME": "6 ", "PGY_ANOMALY_DROP_SHARE": "half"}

@@ -13,7 +13,7 @@ import requests
 from pgy_pipeline.model import Series
 from pgy_pipeline.simulator import FAULTS, Simulator
 from pgy_pipeline.simulator.rules import CURRENT_PATH, LEGACY_V1_PATH
-from pgy_pipeline_tests.sim import SIM_TODAY, kol_id, kol_ids
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, kol_id, kol_ids
 
 KOL = kol_id(21)
 

@@ -20,8 +20,8 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline_tests.pipeline_support import track
-from pgy_pipeline_tests.sim import client_for
+from pgy_pipeline_tests.support.simulator import client_for
+from pgy_pipeline_tests.support.warehouse import track
 
 
 @pytest.fixture

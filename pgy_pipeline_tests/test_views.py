@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
-from pgy_pipeline_tests.pg import libpq_url
+from pgy_pipeline_tests.support.db import libpq_url
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "sql" / "examples"
 START = date(2026, 1, 1)

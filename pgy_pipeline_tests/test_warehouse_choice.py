@@ -17,7 +17,7 @@ from pgy_pipeline.defs.assets import kol_fans_trend
 from pgy_pipeline.defs.resources import TrendApiResource, WarehouseResource
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.embedded import embedded_server
-from pgy_pipeline_tests.pipeline_support import step_failure
+from pgy_pipeline_tests.support.dagster import step_failure
 
 
 def test_a_run_on_a_postgres_backed_instance_never_falls_back_to_an_embedded_warehouse(

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.dagster_procs import (
+from pgy_pipeline_tests.support.dagster_procs import (
     BIN,
     LAUNCH_BACKFILL,
     free_port,
@@ -25,7 +25,7 @@ from pgy_pipeline_tests.dagster_procs import (
     wait_for,
     wait_for_runs,
 )
-from pgy_pipeline_tests.pipeline_support import stored, track
+from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, create_engine
 
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.migrate import available
-from pgy_pipeline_tests.dagster_procs import REPO
-from pgy_pipeline_tests.pipeline_support import stored
-from pgy_pipeline_tests.sim import kol_id
+from pgy_pipeline_tests.support.dagster_procs import REPO
+from pgy_pipeline_tests.support.simulator import kol_id
+from pgy_pipeline_tests.support.warehouse import stored
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, load_points
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.owned_pg import owned_postgres
-from pgy_pipeline_tests.pg import fresh_database, libpq_url
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url
+from pgy_pipeline_tests.support.owned_pg import owned_postgres
 from pgy_pipeline_tests.test_load import KOL, NEW, TOTAL, stored, window
 
 EPOCH_1 = 2**32

@@ -17,7 +17,7 @@ from pgy_pipeline.plan import oldest_reachable_date
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
 from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline_tests.sim import SIM_TODAY, fast_client, kol_ids
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fast_client, kol_ids
 
 DAYS = 60
 

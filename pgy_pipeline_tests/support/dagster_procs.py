@@ -1,7 +1,7 @@
 """Running Dagster's own processes (webserver, daemon) in tests, and talking to them as the UI does.
 
 Fixtures `dagster_home` (the production dagster.yaml) and `dagster_storage_url` (Dagster's own Postgres
-database) are registered for every test module through conftest's pytest_plugins.
+database) live in `pgy_pipeline_tests/fix_dagster_procs.py`.
 
 Each process gets a session of its own, so teardown stops it with all its children (code servers, run
 workers) by signalling the group, and nothing of the test's own process group is ever signalled.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,13 +22,9 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy.engine import make_url
-
-from pgy_pipeline.deploy import DAGSTER_YAML
-from pgy_pipeline_tests.pg import fresh_database
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 START_SCHEDULE = """
@@ -136,20 +131,3 @@ def pgy_env(dagster_home: Path, database_url: str, base_url: str, token: str, **
         **extra,
     )
     return env
-
-
-@pytest.fixture
-def dagster_storage_url(admin_url: str) -> Iterator[str]:
-    """Dagster's own storage: a database of its own on the test server (as it would be in production)."""
-    with fresh_database(admin_url, prefix="dagster_t") as url:
-        # dagster-postgres is written for psycopg2; SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
-        yield make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding the production dagster.yaml, as shipped in the package."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
-    return home

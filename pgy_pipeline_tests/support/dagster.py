@@ -1,10 +1,5 @@
-"""Pytest plugin for the pipeline and Dagster tests (loaded from conftest via `pytest_plugins`).
-
-Fixtures: `engine` (the test's own migrated warehouse), `sim` (a simulator on the wall-clock China date, as
-Dagster's partitions are), `instance` (an ephemeral Dagster instance), `today` / `yesterday` (China dates,
-computed per test). Helpers: `track` (tracked KOLs), warehouse read-backs, Dagster resources and runs.
-Simulator-side helpers (KOL ids, clients) live in `pgy_pipeline_tests/sim.py`.
-"""
+"""Dagster in-process, as the daemon and the UI drive it: resources for the test's simulator and database, a
+materialised range, a failed step's sentence, partition status, schedule and sensor ticks."""
 
 from __future__ import annotations
 
@@ -13,76 +8,8 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import Engine, create_engine, text
-
-from pgy_pipeline.china_time import china_today
 from pgy_pipeline.defs.partitions import range_tags
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline.warehouse.kols import add_kols
-from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.sim import kol_ids
-
-
-@pytest.fixture
-def today() -> date:
-    """China's date, read when the test starts (never at import): the wall clock decides Dagster's partitions and
-    the default simulator follows it, so a session crossing China midnight (16:00 UTC) keeps each test consistent."""
-    return china_today()
-
-
-@pytest.fixture
-def yesterday(today: date) -> date:
-    """The newest date the API serves on `today`: the daily partition."""
-    return today - timedelta(days=1)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """The test's own database, migrated: the warehouse contract, empty."""
-    eng = create_engine(database_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def instance() -> Iterator[Any]:
-    """An ephemeral Dagster instance, closed after the test (unclosed ones fail noisily at exit)."""
-    from dagster import DagsterInstance
-
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator() as s:
-        yield s
-
-
-def track(engine: Engine, n: int, first: int = 0) -> list[str]:
-    ids = kol_ids(n, first)
-    add_kols(engine, ids)
-    return ids
-
-
-def stored(engine: Engine, start: date, end: date) -> dict[tuple[str, date, str], int]:
-    """Warehouse rows for start..end as {(kol_id, date_key, increase_type): num}."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "select kol_id, date_key, increase_type, num from pgy.kol_fans_trend where date_key between :s and :e"
-            ),
-            {"s": start, "e": end},
-        )
-        return {(k, d, t): n for k, d, t, n in rows}
-
-
-def fetch_log_outcomes(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(text("select outcome, count(*) from pgy.fetch_log group by outcome"))
-        return {o: n for o, n in rows}
 
 
 def dagster_resources(sim: Simulator, database_url: str, **api: Any) -> dict[str, object]:
@@ -152,15 +79,6 @@ def disposed_after(instance: Any) -> Iterator[Any]:
         yield instance
     finally:
         instance.dispose()
-
-
-@pytest.fixture
-def local_instance(tmp_path: Any) -> Iterator[Any]:
-    """A persistent instance on disk: a schedule context reads partition status back from it, as the daemon does."""
-    from dagster import DagsterInstance
-
-    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
-        yield inst
 
 
 def schedule_tick(instance: Any, today: date, database_url: str) -> Any:

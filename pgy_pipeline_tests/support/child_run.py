@@ -1,6 +1,6 @@
 """One `run_range` in a process of its own, for tests that need two runs at once or a run to SIGKILL.
 
-    python -m pgy_pipeline_tests.child_run --database-url URL --base-url URL --token T \\
+    python -m pgy_pipeline_tests.support.child_run --database-url URL --base-url URL --token T \\
         --start 2026-03-01 --end 2026-03-08 --today 2026-03-09 --run-id backfill [--chunk-calls N]
 
 The last line of stdout is one JSON object summarising the RunReport (rows, calls, problems), so the
@@ -37,7 +37,7 @@ def summary(report: RunReport) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgy_pipeline_tests.child_run")
+    parser = argparse.ArgumentParser(prog="python -m pgy_pipeline_tests.support.child_run")
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--token", required=True)

@@ -1,11 +1,11 @@
-"""Helpers for tests that talk to the simulator: a fixed China 'today', KOL ids and a fast client.
+"""Talking to the simulator: a fixed China 'today', KOL ids, fast clients and fetching a batch of calls.
 
-Fixtures built on these live in `pgy_pipeline_tests/fixtures_sim.py`.
+Fixtures built on these live in `pgy_pipeline_tests/fix_simulator.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,6 +15,8 @@ from pgy_pipeline.config import Secret
 from pgy_pipeline.fetch import fetch_iter
 from pgy_pipeline.model import CallRequest, CallResult, Endpoint, Outcome, StopRun
 from pgy_pipeline.simulator import Simulator
+
+MakeClient = Callable[..., TrendClient]  # the `make_client` fixture
 
 SIM_TODAY = date(2026, 3, 9)  # the seed page's example ends on 2026-03-08: "yesterday"
 
