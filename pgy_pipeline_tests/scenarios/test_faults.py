@@ -237,7 +237,7 @@ def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
                 [sys.executable, "-m", "pgy_pipeline_tests.support.child_run", "--database-url", database_url,
                  "--base-url", sim.base_url, "--token", sim.token, "--start", str(DAY), "--end", str(DAY),
                  "--today", str(SIM_TODAY), "--run-id", "killed", "--concurrency", "8"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
             )  # fmt: skip
             try:
                 pid = wait_until(lambda: blocked_merge(watcher), "the child's load blocked in its merge")

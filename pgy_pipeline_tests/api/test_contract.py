@@ -1,6 +1,6 @@
 """The simulator (and the client's endpoint table) against the public OpenAPI subset of the real API.
 
-The spec is the copy in pgy_pipeline_tests/data/ of the published OpenAPI description of both endpoints
+The spec is the copy in pgy_pipeline_tests/api/data/ of the published OpenAPI description of both endpoints
 (the suite never depends on a path outside the repository).
 
 Two documented departures from the spec, both asserted explicitly below:

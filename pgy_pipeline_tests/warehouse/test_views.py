@@ -15,7 +15,7 @@ from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline_tests.support.db import libpq_url
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "sql" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sql" / "examples"
 START = date(2026, 1, 1)
 DAYS = 100  # 2026-01-01 .. 2026-04-10
 

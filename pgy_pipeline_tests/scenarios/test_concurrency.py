@@ -23,7 +23,7 @@ from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _backfill(database_url: str, sim: Simulator, start: date, end: date, today: date) -> subprocess.Popen[str]:

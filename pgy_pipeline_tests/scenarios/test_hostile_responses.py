@@ -2,8 +2,8 @@
 
 Every case runs a partition for three KOLs against real Postgres; one of them gets the hostile answer, the
 other two are clean. The table `CASES` is the single source of truth: the test asserts each row, and
-`python -m pgy_pipeline_tests.test_hostile_responses` prints it as the hostile table of docs/reliability.md, so the
-docs cannot drift from what is tested.
+`python -m pgy_pipeline_tests.scenarios.test_hostile_responses` prints it as the hostile table of
+docs/reliability.md, so the docs cannot drift from what is tested.
 
 All cases share one migrated database (module scope): each uses its own KOL ids, so they cannot see each
 other's rows, and the suite stays within seconds instead of paying a CREATE DATABASE + migrations per case.
@@ -240,7 +240,7 @@ def test_hostile_answer_is_recorded_and_contained(
 TABLE_START, TABLE_END = "<!-- hostile-table:start -->", "<!-- hostile-table:end -->"
 
 
-RELIABILITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+RELIABILITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
 
 def test_docs_table_matches_the_cases() -> None:
@@ -249,7 +249,7 @@ def test_docs_table_matches_the_cases() -> None:
     assert TABLE_START in doc and TABLE_END in doc, f"put the hostile table between {TABLE_START} and {TABLE_END}"
     pasted = doc.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
     assert pasted == readme_table(), (
-        "docs/reliability.md's hostile table is stale: python -m pgy_pipeline_tests.test_hostile_responses"
+        "docs/reliability.md's hostile table is stale: python -m pgy_pipeline_tests.scenarios.test_hostile_responses"
     )
 
 

@@ -21,7 +21,7 @@ from pgy_pipeline_tests.support.dagster import materialize_trend, step_failure
 from pgy_pipeline_tests.support.warehouse import track
 from pgy_pipeline_tests.support.webhook import PATHS, receiver
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 BAD_AT_LOAD = {"PGY_PUBLISH_LAG_RETRIES": "-1", "PGY_SCHEDULE_TIME": "6 ", "PGY_ANOMALY_DROP_SHARE": "half"}
 
 

@@ -108,7 +108,7 @@ def test_a_load_time_setting_falls_back_with_a_warning_naming_it() -> None:
 
 
 def test_the_readme_settings_table_lists_exactly_the_fields_of_settings() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Configuration", 1)[1].split("\n\n", 2)[1]
     rows = [line for line in table.splitlines() if line.startswith("| `PGY_")]
     documented = {name for row in rows for name in re.findall(r"`(PGY_[A-Z0-9_]+)`", row.split(" | ")[0])}
