@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from pgy_pipeline.model import Endpoint, Series
 from pgy_pipeline.pipeline import run_range
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.completeness import series_gaps
-from pgy_pipeline_tests.benchmarks.run import run as benchmark_run
 from pgy_pipeline_tests.support.simulator import client_for
 from pgy_pipeline_tests.support.warehouse import fetch_log_outcomes, stored, track
 
@@ -151,10 +149,3 @@ def test_unknown_kol_is_flagged_not_incomplete_and_failed_calls_fail_the_run(
         rerun = run_range(engine, client, yesterday, yesterday, run_id="rerun")
     assert sim.billed_calls - billed == 2  # the failed KOL only; the 201 KOL is not billed again for this range
     assert rerun.problems == []
-
-
-def test_run_benchmark_works_at_tiny_size(admin_url: str) -> None:
-    result = benchmark_run(kols=3, concurrency=2, endpoint=Endpoint.LEGACY_V1, admin_url=admin_url)
-    json.dumps(result)
-    assert (result["calls_ok"], result["billed_per_kol"], result["kols_complete"]) == (6, 2.0, 3)
-    assert result["rerun_billed_calls"] == 0 and result["peak_rss_mb"] > 0
