@@ -18,7 +18,7 @@ os.environ.setdefault("PGY_PARTITIONS_START", "2025-01-01")
 
 pytest_plugins = [
     "pgy_pipeline_tests.fix_db",  # admin_url, database_url, empty_database_url, engine, ...
-    "pgy_pipeline_tests.fix_simulator",  # simulator, sim, make_client, today, yesterday
+    "pgy_pipeline_tests.fix_simulator",  # sim_fixed_date, sim_today, make_client, today, yesterday
     "pgy_pipeline_tests.fix_dagster",  # instance, local_instance
     "pgy_pipeline_tests.fix_dagster_procs",  # dagster_home, dagster_storage_url
 ]

@@ -78,3 +78,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def bare_engine(empty_database_url: str) -> Iterator[Engine]:
+    """The test's own empty database (`empty_database_url`), not migrated: for the tests that migrate it."""
+    eng = make_engine(empty_database_url)
+    yield eng
+    eng.dispose()

@@ -1,11 +1,11 @@
 """Fixtures: simulators and the China dates tests run on (helpers in `support/simulator.py`).
 
-* `simulator`: a Simulator on 127.0.0.1 on a FIXED date, today = SIM_TODAY (2026-03-09), no latency: for the
-  API client's own tests, whose expected windows are dates.
-* `sim`: a Simulator on the wall-clock China date, as Dagster's partitions are (pipeline and Dagster tests);
-  `today` / `yesterday` are that date and the daily partition, read when the test starts.
+* `sim_fixed_date`: a Simulator on 127.0.0.1 on a FIXED date, today = SIM_TODAY (2026-03-09), no latency: for
+  the API client's own tests, whose expected windows are dates.
+* `sim_today`: a Simulator on the wall-clock China date, as Dagster's partitions are (pipeline and Dagster
+  tests); `today` / `yesterday` are that date and the daily partition, read when the test starts.
 * `make_client(endpoint=Endpoint.LEGACY_V1, **TrendClient kwargs)`: a fast-retrying TrendClient for
-  `simulator`; every client is closed after the test.
+  `sim_fixed_date`; every client is closed after the test.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ from pgy_pipeline_tests.support.simulator import SIM_TODAY, MakeClient, fast_cli
 
 
 @pytest.fixture
-def simulator() -> Iterator[Simulator]:
+def sim_fixed_date() -> Iterator[Simulator]:
+    """A simulator whose today is SIM_TODAY (2026-03-09), whatever the wall clock says."""
     with Simulator(today=SIM_TODAY, slow_s=1.5) as sim:
         yield sim
 
 
 @pytest.fixture
-def make_client(simulator: Simulator) -> Iterator[MakeClient]:
+def make_client(sim_fixed_date: Simulator) -> Iterator[MakeClient]:
     clients: list[TrendClient] = []
 
     def make(endpoint: Endpoint = Endpoint.LEGACY_V1, **overrides: Any) -> TrendClient:
-        client = fast_client(simulator, endpoint, **overrides)
+        client = fast_client(sim_fixed_date, endpoint, **overrides)
         clients.append(client)
         return client
 
@@ -44,7 +45,8 @@ def make_client(simulator: Simulator) -> Iterator[MakeClient]:
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
+def sim_today() -> Iterator[Simulator]:
+    """A simulator on the wall-clock China date, the date Dagster's partitions follow."""
     with Simulator() as s:
         yield s
 

@@ -154,12 +154,12 @@ def test_settings_are_off_unless_configured_and_misconfiguration_names_the_varia
 
 
 def test_a_failed_error_check_sends_one_message_and_passing_checks_send_none(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 2)
     with receiver("wecom") as r:
         resources = {
-            **dagster_resources(sim, database_url),
+            **dagster_resources(sim_today, database_url),
             "alerts": AlertsResource(
                 webhook_url=r.base_url + PATHS["wecom"], kind="wecom", ui_base_url="http://127.0.0.1:3000"
             ),

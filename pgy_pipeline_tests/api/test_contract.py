@@ -88,9 +88,9 @@ def _valid_query(rules: PathRules, sim: Simulator) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", sorted(PATH_RULES))
-def test_simulator_http_behaviour_follows_the_spec(spec: dict[str, Any], simulator: Simulator, path: str) -> None:
+def test_simulator_http_behaviour_follows_the_spec(spec: dict[str, Any], sim_fixed_date: Simulator, path: str) -> None:
     rules = PATH_RULES[path]
-    url = simulator.base_url + path
+    url = sim_fixed_date.base_url + path
 
     def get(query: dict[str, str]) -> int:
         response = requests.get(url, params=query, timeout=5)
@@ -98,7 +98,7 @@ def test_simulator_http_behaviour_follows_the_spec(spec: dict[str, Any], simulat
         code: int = response.json()["code"]
         return code
 
-    base = _valid_query(rules, simulator)
+    base = _valid_query(rules, sim_fixed_date)
     assert get(base) == 0  # optional parameters may be left out
     for name, param in _params(spec, path).items():
         if param.get("required"):
@@ -110,14 +110,18 @@ def test_simulator_http_behaviour_follows_the_spec(spec: dict[str, Any], simulat
             assert get({**base, name: "NOT_AN_ENUM_VALUE"}) == 400, f"{name} outside its enum"
 
 
-def test_every_spec_code_can_be_simulated_and_its_envelope_is_valid(spec: dict[str, Any], simulator: Simulator) -> None:
+def test_every_spec_code_can_be_simulated_and_its_envelope_is_valid(
+    spec: dict[str, Any], sim_fixed_date: Simulator
+) -> None:
     codes = [c for c in spec["components"]["schemas"]["Result"]["properties"]["code"]["enum"] if c != 0]
     path = sorted(PATH_RULES)[0]
-    query = _valid_query(PATH_RULES[path], simulator)
+    query = _valid_query(PATH_RULES[path], sim_fixed_date)
     http_kinds = [k for k in FAULTS if k.startswith("http_") and k != "http_502_html"]  # 502 HTML: not in the spec
     kinds = [f"code_{c}" for c in codes] + ["code_201", *http_kinds]
     for n, kind in enumerate(kinds):
         kol = f"contract{n}"
-        simulator.inject(kol, kind)
-        response = requests.get(simulator.base_url + path, params={**query, "kolId": kol, "userId": kol}, timeout=5)
+        sim_fixed_date.inject(kol, kind)
+        response = requests.get(
+            sim_fixed_date.base_url + path, params={**query, "kolId": kol, "userId": kol}, timeout=5
+        )
         _check_envelope(spec, path, response.status_code, response.json())

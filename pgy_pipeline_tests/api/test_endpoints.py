@@ -53,16 +53,16 @@ def test_parameter_spelling() -> None:
 
 
 @pytest.mark.parametrize("series", list(Series))
-def test_both_endpoints_give_the_same_rows(simulator: Simulator, make_client: MakeClient, series: Series) -> None:
+def test_both_endpoints_give_the_same_rows(sim_fixed_date: Simulator, make_client: MakeClient, series: Series) -> None:
     kol = kol_id(11)
     legacy = make_client(Endpoint.LEGACY_V1).call(CallRequest(kol, series, 45))
     current = make_client(Endpoint.CURRENT).call(CallRequest(kol, series, 45))
     assert (legacy.outcome, legacy.window_days, len(legacy.points)) == (Outcome.OK, 60, 60)
     assert (current.outcome, current.window_days, len(current.points)) == (Outcome.OK, 90, 90)
     assert current.points[-60:] == legacy.points  # same normalised TrendPoints where the windows overlap
-    assert legacy.points[-1].date_key == simulator.latest_date
+    assert legacy.points[-1].date_key == sim_fixed_date.latest_date
     assert {p.increase_type for p in legacy.points} == {series.value}
-    assert [(c.endpoint, c.window_days, c.series) for c in simulator.calls] == [
+    assert [(c.endpoint, c.window_days, c.series) for c in sim_fixed_date.calls] == [
         (Endpoint.LEGACY_V1, 60, series),
         (Endpoint.CURRENT, 90, series),
     ]

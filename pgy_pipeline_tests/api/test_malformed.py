@@ -38,9 +38,9 @@ HOSTILE = [
 
 @pytest.mark.parametrize("fault", HOSTILE)
 def test_malformed_bodies_load_nothing_and_keep_the_raw_body(
-    simulator: Simulator, make_client: MakeClient, fault: str
+    sim_fixed_date: Simulator, make_client: MakeClient, fault: str
 ) -> None:
-    simulator.inject(KOL, fault)
+    sim_fixed_date.inject(KOL, fault)
     result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     assert result.outcome is Outcome.MALFORMED
     (attempt,) = result.attempts  # never retried: a success body is billed, a retry would bill again
@@ -52,9 +52,9 @@ def test_malformed_bodies_load_nothing_and_keep_the_raw_body(
 
 
 def test_negative_total_fans_are_malformed_but_negative_new_fans_are_not(
-    simulator: Simulator, make_client: MakeClient
+    sim_fixed_date: Simulator, make_client: MakeClient
 ) -> None:
-    simulator.inject(KOL, "num_negative")
+    sim_fixed_date.inject(KOL, "num_negative")
     client = make_client()
     assert client.call(CallRequest(KOL, Series.TOTAL_FANS, 30)).outcome is Outcome.MALFORMED
     new_fans = client.call(CallRequest(KOL, Series.NEW_FANS, 30))
@@ -63,22 +63,22 @@ def test_negative_total_fans_are_malformed_but_negative_new_fans_are_not(
 
 
 @pytest.mark.parametrize("fault", ["code_as_string", "num_string", "duplicate_same", "unsorted", "extra_days"])
-def test_tolerated_variations_are_normalised(simulator: Simulator, make_client: MakeClient, fault: str) -> None:
-    simulator.inject(KOL, fault)
+def test_tolerated_variations_are_normalised(sim_fixed_date: Simulator, make_client: MakeClient, fault: str) -> None:
+    sim_fixed_date.inject(KOL, fault)
     result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     assert result.outcome is Outcome.OK
     days = 40 if fault == "extra_days" else 30
-    latest = simulator.latest_date
+    latest = sim_fixed_date.latest_date
     expected = [
-        (latest - timedelta(days=n), simulator.truth(KOL, Series.TOTAL_FANS, latest - timedelta(days=n)))
+        (latest - timedelta(days=n), sim_fixed_date.truth(KOL, Series.TOTAL_FANS, latest - timedelta(days=n)))
         for n in range(days - 1, -1, -1)
     ]
     assert [(p.date_key, p.num) for p in result.points] == expected
     assert result.attempts[0].api_code == 0
 
 
-def test_dates_after_the_clients_today_are_malformed(simulator: Simulator, make_client: MakeClient) -> None:
-    client = make_client(today=lambda: simulator.today - timedelta(days=5))
+def test_dates_after_the_clients_today_are_malformed(sim_fixed_date: Simulator, make_client: MakeClient) -> None:
+    client = make_client(today=lambda: sim_fixed_date.today - timedelta(days=5))
     result = client.call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     assert result.outcome is Outcome.MALFORMED
     assert "after today" in (result.attempts[0].error or "")
@@ -116,9 +116,9 @@ def test_numeric_representation_decision(value: object, parsed: int | None) -> N
     ],
 )
 def test_bodies_that_exhaust_a_parser_are_malformed_with_the_reason(
-    simulator: Simulator, make_client: MakeClient, fault: str, says: str
+    sim_fixed_date: Simulator, make_client: MakeClient, fault: str, says: str
 ) -> None:
-    simulator.inject(KOL, fault)
+    sim_fixed_date.inject(KOL, fault)
     result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     (attempt,) = result.attempts
     assert (result.outcome, attempt.outcome, result.points) == (Outcome.MALFORMED, Outcome.MALFORMED, ())
@@ -138,11 +138,11 @@ def test_bodies_that_exhaust_a_parser_are_malformed_with_the_reason(
     ],
 )
 def test_unusable_summaries_and_text_keep_the_points(
-    simulator: Simulator, make_client: MakeClient, fault: str, inc: object, rate: object, message: str
+    sim_fixed_date: Simulator, make_client: MakeClient, fault: str, inc: object, rate: object, message: str
 ) -> None:
     clean = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     assert clean.fans_num_inc is not None and clean.fans_num_inc_rate is not None
-    simulator.inject(KOL, fault)
+    sim_fixed_date.inject(KOL, fault)
     result = make_client().call(CallRequest(KOL, Series.TOTAL_FANS, 30))
     assert result.outcome is Outcome.OK and result.points == clean.points
     assert result.fans_num_inc == (clean.fans_num_inc if inc == "truth" else inc)

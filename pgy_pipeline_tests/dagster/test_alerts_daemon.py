@@ -56,7 +56,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, log: Path)
 @pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     admin_url: str,
     database_url: str,
     tmp_path: Path,
@@ -75,7 +75,7 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     ):
         storage_url = make_url(storage).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         env = pgy_env(
-            home, database_url, sim.base_url, sim.token,
+            home, database_url, sim_today.base_url, sim_today.token,
             DAGSTER_PG_URL=storage_url,
             PGY_ALERT_WEBHOOK_URL=f"{chat.base_url}/robot/send?access_token=ding-access-0001",
             PGY_ALERT_WEBHOOK_KIND="dingtalk",
@@ -134,7 +134,7 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     fresh = by_title["[pgy-pipeline] Freshness deadline missed: kol_fans_trend"]
     assert "http://127.0.0.1:3000/assets/kol_fans_trend" in fresh.body["markdown"]["text"]
     for message in messages:
-        assert REVOKED not in message.raw and sim.token not in message.raw
+        assert REVOKED not in message.raw and sim_today.token not in message.raw
         stamp = message.query["timestamp"]
         digest = hmac.new(SECRET.encode(), f"{stamp}\n{SECRET}".encode(), hashlib.sha256).digest()
         assert base64.b64decode(message.query["sign"]) == digest  # signed as DingTalk verifies it

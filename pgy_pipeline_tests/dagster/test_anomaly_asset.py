@@ -21,39 +21,39 @@ ANOMALY = AssetKey("kol_fans_anomaly")
 
 
 def test_anomalies_of_a_planted_spike_land_with_the_trend(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
-    usual = sim.truth(kols[1], Series.TOTAL_FANS, yesterday)
+    usual = sim_today.truth(kols[1], Series.TOTAL_FANS, yesterday)
     assert usual is not None
-    sim.jump(kols[1], yesterday, max(5_000, usual // 10))
+    sim_today.jump(kols[1], yesterday, max(5_000, usual // 10))
     day = yesterday.isoformat()
     result = materialize(
         [kol_fans_trend, kol_fans_anomaly],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         instance=instance,
         tags={RANGE_START_TAG: day, RANGE_END_TAG: day},
     )
     assert result.success
     (spike,) = stored_anomalies(engine, yesterday, yesterday)
     assert (spike.kol_id, spike.rule) == (kols[1], "spike")
-    assert spike.observed == sim.truth(kols[1], Series.NEW_FANS, yesterday)  # the walk's day plus the jump
+    assert spike.observed == sim_today.truth(kols[1], Series.NEW_FANS, yesterday)  # the walk's day plus the jump
     (mat,) = result.asset_materializations_for_node("kol_fans_anomaly")
     assert mat.metadata["anomalies_per_rule"].value == {"spike": 1, "spike_then_drop": 0, "purge": 0}
     assert mat.metadata["dagster/row_count"].value == 1
 
 
 def test_anomalies_are_requested_for_exactly_the_trend_partitions_that_landed(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     track(engine, 2)
-    defs = Definitions(assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim, database_url))
+    defs = Definitions(assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim_today, database_url))
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.get_num_requested(ANOMALY) == 0  # nothing landed yet, and history is not replayed
     start = yesterday - timedelta(days=4)
     result = materialize(  # a 5-day backfill of the trend, in one run
         [kol_fans_trend],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         instance=instance,
         tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: yesterday.isoformat()},
     )

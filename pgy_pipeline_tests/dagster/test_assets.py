@@ -86,10 +86,10 @@ def test_launchpad_shows_resolved_settings_and_no_secret(monkeypatch: pytest.Mon
 
 
 def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
-    result = _run(instance, sim, database_url, start=yesterday.isoformat())
+    result = _run(instance, sim_today, database_url, start=yesterday.isoformat())
     assert result.success
     md = _metadata(result)
     assert md["api_codes"] == {"0": 6}
@@ -107,10 +107,10 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
     assert all(e.passed for e in evaluations.values()), evaluations
     assert len(stored(engine, yesterday, yesterday)) == 6 and kols
 
-    billed = sim.billed_calls
-    again = _run(instance, sim, database_url, start=yesterday.isoformat())
+    billed = sim_today.billed_calls
+    again = _run(instance, sim_today, database_url, start=yesterday.isoformat())
     assert again.success
-    assert sim.billed_calls == billed  # rerun of a complete partition bills 0
+    assert sim_today.billed_calls == billed  # rerun of a complete partition bills 0
     assert (_metadata(again)["calls_ok"], _metadata(again)["calls_skipped"]) == (0, 6)
     # "Row count" on the asset page is what the partition holds, not what this run wrote (nothing).
     assert (_metadata(again)["dagster/row_count"], _metadata(again)["rows_written"]) == (6, 0)
@@ -123,15 +123,15 @@ def test_partition_materialises_with_metadata_and_rerun_bills_nothing(
 
 
 def test_ten_day_range_in_one_run(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     track(engine, 2)
     start, end = yesterday - timedelta(days=9), yesterday
-    result = _run(instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
+    result = _run(instance, sim_today, database_url, start=start.isoformat(), end=end.isoformat())
     assert result.success
     partitions = {m.partition for m in result.asset_materializations_for_node("kol_fans_trend")}
     assert partitions == {(start + timedelta(days=i)).isoformat() for i in range(10)}  # one run, ten partitions
-    assert sim.billed_calls == 4  # one call per KOL and series for the whole range
+    assert sim_today.billed_calls == 4  # one call per KOL and series for the whole range
     assert len(stored(engine, start, end)) == 2 * 2 * 10
 
 
@@ -142,34 +142,34 @@ def test_ten_day_range_in_one_run(
 def test_stop_condition_fails_the_run_clearly_and_keeps_fetched_rows(
     instance: DagsterInstance,
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     database_url: str,
     fault: str,
     words: str,
     yesterday: date,
 ) -> None:
     kols = track(engine, 3)
-    sim.inject(kols[1], fault)
+    sim_today.inject(kols[1], fault)
     # One call at a time; the lag probe (total fans of the first two KOLs) goes first, so the stop lands on
     # kols[1]'s probe call after kols[0]'s.
     fixed_one = {"concurrency": 1, "max_concurrency": 1}
-    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api=fixed_one)
+    result = _run(instance, sim_today, database_url, start=yesterday.isoformat(), api=fixed_one)
     assert not result.success
     description, md = _failure(result)
     assert description.startswith("The API stopped the run:") and words in description.lower()
-    assert sim.token not in description
+    assert sim_today.token not in description
     assert md["calls_ok"] == 1 and md["calls_not_attempted"] >= 4
     assert md["stop_reason"]
     assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kols[0]}  # fetched before the stop: kept
 
 
 def test_failed_kols_table_and_unreachable_dates(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 2)
-    sim.inject(kols[0], "code_500")
+    sim_today.inject(kols[0], "code_500")
     old = yesterday - timedelta(days=61)
-    result = _run(instance, sim, database_url, start=old.isoformat(), end=yesterday.isoformat())
+    result = _run(instance, sim_today, database_url, start=old.isoformat(), end=yesterday.isoformat())
     assert not result.success
     description, md = _failure(result)
     assert f"2 date(s) {old}..{old + timedelta(days=1)} are older than the 60 days" in description
@@ -184,15 +184,15 @@ def test_failed_kols_table_and_unreachable_dates(
 def test_missing_token_fails_in_one_sentence(
     instance: DagsterInstance,
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     yesterday: date,
 ) -> None:
     monkeypatch.delenv("PGY_API_TOKEN", raising=False)
     track(engine, 1)
-    result = _run(instance, sim, database_url, start=yesterday.isoformat(), api={"token": None})
+    result = _run(instance, sim_today, database_url, start=yesterday.isoformat(), api={"token": None})
     assert not result.success
     description, _ = _failure(result)
     assert description.startswith("PGY_API_TOKEN is not set")
-    assert sim.billed_calls == 0
+    assert sim_today.billed_calls == 0

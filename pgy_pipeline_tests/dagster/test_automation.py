@@ -53,19 +53,21 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
 
 
 def test_sensor_backfills_only_the_newly_tracked_kol(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     first = track(engine, 2)
-    initial = new_kols_tick(instance, sim, database_url, None)  # first tick: the initial load of everything tracked
+    initial = new_kols_tick(
+        instance, sim_today, database_url, None
+    )  # first tick: the initial load of everything tracked
     assert isinstance(initial, SensorResult)
     (req,) = initial.run_requests or []
     assert req.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == first
 
-    assert isinstance(new_kols_tick(instance, sim, database_url, initial.cursor), SkipReason)  # nothing new
+    assert isinstance(new_kols_tick(instance, sim_today, database_url, initial.cursor), SkipReason)  # nothing new
 
     newcomer = kol_id(99)
     add_kols(engine, [newcomer])
-    later = new_kols_tick(instance, sim, database_url, initial.cursor)
+    later = new_kols_tick(instance, sim_today, database_url, initial.cursor)
     assert isinstance(later, SensorResult)
     (request,) = later.run_requests or []
     assert isinstance(request, RunRequest)
@@ -77,13 +79,13 @@ def test_sensor_backfills_only_the_newly_tracked_kol(
     # Launch what the sensor asked for: only the newcomer is fetched, over the whole window.
     result = materialize(
         [kol_fans_trend],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         run_config=request.run_config,
         tags=request.tags,
         instance=instance,
     )
     assert result.success
-    assert sim.billed_calls == 2
+    assert sim_today.billed_calls == 2
     rows = stored(engine, start, end)
     assert {k for k, _, _ in rows} == {newcomer}
     assert len(rows) == 2 * 60

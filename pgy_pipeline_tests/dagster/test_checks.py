@@ -32,13 +32,13 @@ def _run_checks(instance: DagsterInstance, sim: Simulator, database_url: str) ->
 
 
 @pytest.fixture
-def loaded(instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str) -> Iterator[list[str]]:
+def loaded(instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str) -> Iterator[list[str]]:
     """Two KOLs with the 60 days the API serves, every check passing."""
     yesterday = china_today() - timedelta(days=1)
     kols = track(engine, 2)
     start = (yesterday - timedelta(days=59)).isoformat()
-    assert materialize_trend(instance, sim, database_url, start=start, end=yesterday.isoformat()).success
-    assert all(e.passed for e in _run_checks(instance, sim, database_url).values())
+    assert materialize_trend(instance, sim_today, database_url, start=start, end=yesterday.isoformat()).success
+    assert all(e.passed for e in _run_checks(instance, sim_today, database_url).values())
     yield kols
 
 
@@ -49,54 +49,54 @@ def _delete(engine: Engine, kol_id: str, day: date, series: str | None = None) -
 
 
 def test_completeness_fails_for_a_deleted_row_and_a_rerun_restores_it(
-    loaded: list[str], instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    loaded: list[str], instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     day = china_today() - timedelta(days=3)
     _delete(engine, loaded[0], day, "total_fans")
-    checks = _run_checks(instance, sim, database_url)
+    checks = _run_checks(instance, sim_today, database_url)
     assert not checks["partition_completeness"].passed
     assert checks["partition_completeness"].metadata["incomplete"].value == {loaded[0]: [str(day)]}
-    billed = sim.billed_calls
-    assert materialize_trend(instance, sim, database_url, start=day.isoformat()).success  # the remedy
-    assert sim.billed_calls == billed + 1  # just the series that lost its row
-    assert all(e.passed for e in _run_checks(instance, sim, database_url).values())
+    billed = sim_today.billed_calls
+    assert materialize_trend(instance, sim_today, database_url, start=day.isoformat()).success  # the remedy
+    assert sim_today.billed_calls == billed + 1  # just the series that lost its row
+    assert all(e.passed for e in _run_checks(instance, sim_today, database_url).values())
 
 
 def test_freshness_fails_for_a_kol_the_daily_run_stopped_landing(
-    loaded: list[str], instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    loaded: list[str], instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     (late,) = track(engine, 1, first=10)
-    sim.set_today(yesterday - timedelta(days=4))  # its last successful fetch was five days ago
+    sim_today.set_today(yesterday - timedelta(days=4))  # its last successful fetch was five days ago
     start, end = (yesterday - timedelta(days=30)).isoformat(), (yesterday - timedelta(days=5)).isoformat()
     only_late = {"ops": {"kol_fans_trend": {"config": {"kol_ids": [late]}}}}
-    assert materialize_trend(instance, sim, database_url, start=start, end=end, run_config=only_late).success
-    sim.set_today(None)
-    checks = _run_checks(instance, sim, database_url)
+    assert materialize_trend(instance, sim_today, database_url, start=start, end=end, run_config=only_late).success
+    sim_today.set_today(None)
+    checks = _run_checks(instance, sim_today, database_url)
     assert not checks["freshness"].passed
     assert checks["freshness"].metadata["stale"].value == [f"{late}: newest {yesterday - timedelta(days=5)}"]
 
 
 def test_gaps_fail_for_a_hole_older_than_the_daily_window(
-    loaded: list[str], instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    loaded: list[str], instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     day = china_today() - timedelta(days=45)  # inside the 60 days checked, beyond the daily run's 30-day window
     _delete(engine, loaded[1], day)
-    checks = _run_checks(instance, sim, database_url)
+    checks = _run_checks(instance, sim_today, database_url)
     assert not checks["no_gaps_60_days"].passed
     assert checks["no_gaps_60_days"].metadata["dates_missing"].value == 2
     assert checks["partition_completeness"].passed  # the last 7 days are fine
 
 
 def test_consistency_fails_when_the_api_restates_new_fans_alone(
-    loaded: list[str], instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    loaded: list[str], instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     day = china_today() - timedelta(days=4)
-    new = sim.truth(loaded[0], Series.NEW_FANS, day)
+    new = sim_today.truth(loaded[0], Series.NEW_FANS, day)
     assert new is not None
-    sim.restate(loaded[0], Series.NEW_FANS, day, new + 7)
+    sim_today.restate(loaded[0], Series.NEW_FANS, day, new + 7)
     forced = {"ops": {"kol_fans_trend": {"config": {"force": True}}}}
-    assert materialize_trend(instance, sim, database_url, start=day.isoformat(), run_config=forced).success
-    checks = _run_checks(instance, sim, database_url)
+    assert materialize_trend(instance, sim_today, database_url, start=day.isoformat(), run_config=forced).success
+    checks = _run_checks(instance, sim_today, database_url)
     assert not checks["total_vs_new_consistency"].passed
     assert checks["total_vs_new_consistency"].metadata["dates_inconsistent"].value == 1

@@ -64,7 +64,7 @@ def _next_minute_in_china() -> datetime:
 @pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     dagster_home: Path,
     dagster_storage_url: str,
     database_url: str,
@@ -74,7 +74,7 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     with it. Dagster's scheduler evaluates every tick after the moment the schedule was started, catching up
     on ticks it reaches late, so however slowly the machine starts the daemon, this tick cannot be missed."""
     kols = track(engine, 3)
-    env = pgy_env(dagster_home, database_url, sim.base_url, sim.token, DAGSTER_PG_URL=dagster_storage_url)
+    env = pgy_env(dagster_home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url)
     target = ["-m", "pgy_pipeline.definitions"]
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
     port = free_port()
@@ -110,7 +110,7 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
         partition.isoformat(),
     )
     assert len(stored(engine, partition, partition)) == 2 * len(kols)
-    assert sim.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
+    assert sim_today.billed_calls == 2 * len(kols)  # steady state: exactly 2 billed calls per KOL
     with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history is in Postgres, not on local disk
         (stored_runs,) = conn.execute(
             "SELECT count(*) FROM runs WHERE pipeline_name = 'kol_fans_trend_job'"

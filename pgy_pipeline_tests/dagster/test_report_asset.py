@@ -46,14 +46,19 @@ def report_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_report_of_a_bought_batch_lands_after_the_anomalies_with_its_path_url_and_table(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date, report_env: Path
+    instance: DagsterInstance,
+    engine: Engine,
+    sim_today: Simulator,
+    database_url: str,
+    yesterday: date,
+    report_env: Path,
 ) -> None:
     kols = track(engine, 3)
-    plant_bought_followers(sim, kols[1])  # spike two days before yesterday, 70 % of it lost yesterday
+    plant_bought_followers(sim_today, kols[1])  # spike two days before yesterday, 70 % of it lost yesterday
     spike_day = yesterday - timedelta(days=2)
     result = materialize(
         [kol_fans_trend, kol_fans_anomaly, kol_fans_report],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         instance=instance,
         tags=range_tags(spike_day, yesterday),
     )
@@ -85,17 +90,22 @@ def test_the_report_of_a_bought_batch_lands_after_the_anomalies_with_its_path_ur
 
 
 def test_the_report_is_requested_for_exactly_the_anomaly_partitions_that_landed(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date, report_env: Path
+    instance: DagsterInstance,
+    engine: Engine,
+    sim_today: Simulator,
+    database_url: str,
+    yesterday: date,
+    report_env: Path,
 ) -> None:
     track(engine, 2)
     assets = [kol_fans_trend, kol_fans_anomaly, kol_fans_report]
-    defs = Definitions(assets=assets, resources=dagster_resources(sim, database_url))
+    defs = Definitions(assets=assets, resources=dagster_resources(sim_today, database_url))
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.get_num_requested(REPORT) == 0
     start = yesterday - timedelta(days=4)
     result = materialize(  # a 5-day backfill of the trend and the anomalies, in one run
         [kol_fans_trend, kol_fans_anomaly],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         instance=instance,
         tags=range_tags(start, yesterday),
     )
@@ -116,13 +126,18 @@ def test_failure_alerts_link_the_newest_report_when_its_address_is_set(
 
 
 def test_new_suspicions_send_one_message_linking_the_partitions_report(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date, report_env: Path
+    instance: DagsterInstance,
+    engine: Engine,
+    sim_today: Simulator,
+    database_url: str,
+    yesterday: date,
+    report_env: Path,
 ) -> None:
     kols = track(engine, 3)
-    plant_bought_followers(sim, kols[1])  # yesterday: the spike's loss crosses half of it (spike_then_drop)
+    plant_bought_followers(sim_today, kols[1])  # yesterday: the spike's loss crosses half of it (spike_then_drop)
     with receiver("wecom") as r:
         resources = {
-            **dagster_resources(sim, database_url),
+            **dagster_resources(sim_today, database_url),
             "alerts": AlertsResource(webhook_url=r.base_url + WECOM_PATH, kind="wecom", ui_base_url=UI),
         }
 
@@ -150,14 +165,14 @@ def test_new_suspicions_send_one_message_linking_the_partitions_report(
 
 
 def test_one_automation_tick_requests_the_anomalies_and_the_report_together(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     from pgy_pipeline.defs.anomaly import anomaly_automation_sensor
 
     track(engine, 2)
     assets = [kol_fans_trend, kol_fans_anomaly, kol_fans_report]
     defs = Definitions(
-        assets=assets, sensors=[anomaly_automation_sensor], resources=dagster_resources(sim, database_url)
+        assets=assets, sensors=[anomaly_automation_sensor], resources=dagster_resources(sim_today, database_url)
     )
     selected = anomaly_automation_sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert selected == {AssetKey("kol_fans_anomaly"), REPORT}  # the anomaly sensor evaluates the report too
@@ -165,7 +180,7 @@ def test_one_automation_tick_requests_the_anomalies_and_the_report_together(
     start = yesterday - timedelta(days=2)
     assert materialize(
         [kol_fans_trend],
-        resources=dagster_resources(sim, database_url),
+        resources=dagster_resources(sim_today, database_url),
         instance=instance,
         tags=range_tags(start, yesterday),
     ).success

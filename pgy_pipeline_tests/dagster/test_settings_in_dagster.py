@@ -50,18 +50,18 @@ def test_bad_settings_leave_the_code_location_loadable_and_say_so_where_it_shows
 def test_a_bad_publish_lag_setting_fails_the_run_naming_it_and_sends_one_alert(
     instance: DagsterInstance,
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     database_url: str,
     yesterday: date,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     track(engine, 2)
     monkeypatch.setenv("PGY_PUBLISH_LAG_RETRIES", "-1")
-    failed = materialize_trend(instance, sim, database_url, start=yesterday.isoformat())
+    failed = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat())
     assert not failed.success
     description, _ = step_failure(failed)
     assert description.startswith("PGY_PUBLISH_LAG_RETRIES='-1' is not a whole number")
-    assert sim.billed_calls == 0  # refused before any call
+    assert sim_today.billed_calls == 0  # refused before any call
     (run_failure,) = [e for e in failed.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
     with receiver("wecom") as r:
         alerts = AlertsResource(webhook_url=r.base_url + PATHS["wecom"], kind="wecom")

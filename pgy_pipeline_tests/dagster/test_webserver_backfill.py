@@ -31,11 +31,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 
 @pytest.fixture
-def dagster_env(tmp_path: Path, database_url: str, sim: Simulator) -> dict[str, str]:
+def dagster_env(tmp_path: Path, database_url: str, sim_today: Simulator) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return pgy_env(home, database_url, sim.base_url, sim.token)
+    return pgy_env(home, database_url, sim_today.base_url, sim_today.token)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 @pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehouse(
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     dagster_env: dict[str, str],
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
@@ -86,4 +86,4 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
     rows = stored(engine, start, end)
     assert len(rows) == 2 * 2 * 3
     assert {k for k, _, _ in rows} == set(kols)
-    assert sim.billed_calls == 4
+    assert sim_today.billed_calls == 4

@@ -71,7 +71,7 @@ def _keys(start: date, end: date) -> list[str]:
 @pytest.mark.timeout(900)  # a real daemon over several ticks and runs: slow on a loaded machine
 def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_daemon(
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     database_url: str,
     dagster_storage_url: str,
     tmp_path: Path,
@@ -85,16 +85,16 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
     kols = track(engine, 3)
 
     # Until four days ago all ran well: partitions of the last 30 days up to then are materialised.
-    sim.set_today(yesterday - timedelta(days=3))
+    sim_today.set_today(yesterday - timedelta(days=3))
     seeded = (yesterday - timedelta(days=29)).isoformat(), (yesterday - timedelta(days=4)).isoformat()
     with disposed_after(DagsterInstance.from_config(str(home))) as instance:
-        assert materialize_trend(instance, sim, database_url, start=seeded[0], end=seeded[1]).success
-    sim.set_today(None)
-    sim.reset_counters()
+        assert materialize_trend(instance, sim_today, database_url, start=seeded[0], end=seeded[1]).success
+    sim_today.set_today(None)
+    sim_today.reset_counters()
 
     tick = _tick_time()
     env = pgy_env(
-        home, database_url, sim.base_url, sim.token, DAGSTER_PG_URL=dagster_storage_url,
+        home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url,
         PGY_SCHEDULE_TIME=f"{tick:%H:%M}", PGY_PUBLISH_LAG_WAIT_S="3", PGY_PUBLISH_LAG_RETRIES="5",
         PGY_PARTITIONS_START="2025-01-01",  # this deployment keeps partitions older than the API's horizon
     )  # fmt: skip
@@ -110,12 +110,12 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         location = repo["location"]["name"]
 
         # --- 1. one tick after three missed days, with one KOL published late that morning ---------------
-        sim.delay_publication(kols[1], 1)
+        sim_today.delay_publication(kols[1], 1)
 
         def publish_once_the_first_attempt_is_in() -> None:
-            while len(sim.calls) < 2 * len(kols):
+            while len(sim_today.calls) < 2 * len(kols):
                 time.sleep(0.05)
-            sim.delay_publication(kols[1], 0)
+            sim_today.delay_publication(kols[1], 0)
 
         publisher = threading.Thread(target=publish_once_the_first_attempt_is_in, daemon=True)
         publisher.start()
@@ -133,13 +133,13 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
             healed[0].isoformat(),
             healed[1].isoformat(),
         )
-        assert sim.billed_calls == 2 * len(kols) + 2  # one window per KOL and series, then the late KOL again
-        assert [c.kol_id for c in sim.calls[2 * len(kols) :]] == [kols[1], kols[1]]
+        assert sim_today.billed_calls == 2 * len(kols) + 2  # one window per KOL and series, then the late KOL again
+        assert [c.kol_id for c in sim_today.calls[2 * len(kols) :]] == [kols[1], kols[1]]
         assert len(stored(engine, *healed)) == 2 * len(kols) * 4
         assert read_status(engine, days=30, today=china_today()).ok
 
         # --- 2. a UI backfill reaching past the API's horizon ---------------------------------------------
-        sim.reset_counters()
+        sim_today.reset_counters()
         oldest = yesterday - timedelta(days=59)
         start, end = oldest - timedelta(days=3), oldest + timedelta(days=2)
         params = {"partitionNames": _keys(start, end), "assetSelection": [{"path": ["kol_fans_trend"]}]}
@@ -154,7 +154,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
             oldest.isoformat(),
             end.isoformat(),
         )
-    assert sim.billed_calls == 2 * len(kols)  # the backfill's windows; the follow-up billed nothing
+    assert sim_today.billed_calls == 2 * len(kols)  # the backfill's windows; the follow-up billed nothing
     with disposed_after(DagsterInstance.from_config(str(home))) as instance:
         status = partition_status(instance, start, end)
         assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}

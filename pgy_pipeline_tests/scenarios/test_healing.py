@@ -60,10 +60,15 @@ def green_until_the_day_before_yesterday(
 
 
 def test_a_partition_that_failed_after_being_green_is_healed_by_the_next_tick(
-    local_instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, today: date, yesterday: date
+    local_instance: DagsterInstance,
+    engine: Engine,
+    sim_today: Simulator,
+    database_url: str,
+    today: date,
+    yesterday: date,
 ) -> None:
     kols = track(engine, 2)
-    green_until_the_day_before_yesterday(local_instance, sim, database_url, yesterday)
+    green_until_the_day_before_yesterday(local_instance, sim_today, database_url, yesterday)
     # One KOL's rows of a green day are gone, and an operator re-runs that partition (force: bill it again) while
     # the API fails that KOL's calls: the run fails and the partition turns Failed. (A forced rerun whose
     # failing KOL still has its rows marks the date materialised again: the warehouse has it.)
@@ -72,15 +77,15 @@ def test_a_partition_that_failed_after_being_green_is_healed_by_the_next_tick(
         conn.execute(
             text("delete from pgy.kol_fans_trend where kol_id = :k and date_key = :d"), {"k": kols[0], "d": failed_day}
         )
-    sim.inject(kols[0], "code_500")
+    sim_today.inject(kols[0], "code_500")
     force = {"ops": {"kol_fans_trend": {"config": {"force": True}}}}
-    rerun = materialize_trend(local_instance, sim, database_url, start=failed_day.isoformat(), run_config=force)
+    rerun = materialize_trend(local_instance, sim_today, database_url, start=failed_day.isoformat(), run_config=force)
     assert not rerun.success
     assert partition_status(local_instance, failed_day, failed_day) == {failed_day.isoformat(): "FAILED"}
     # Dagster still lists it among the materialised partitions; only its status says it failed since.
     assert failed_day.isoformat() in local_instance.get_materialized_partitions(kol_fans_trend.key)
-    sim.clear_faults()
-    sim.reset_counters()
+    sim_today.clear_faults()
+    sim_today.reset_counters()
 
     # Dagster's Failed mark alone reaches back to it (the warehouse unreadable), and so does the warehouse.
     assert tick_range(schedule_tick(local_instance, today, UNREACHABLE)) == (failed_day, yesterday)
@@ -88,20 +93,25 @@ def test_a_partition_that_failed_after_being_green_is_healed_by_the_next_tick(
     assert tick_range(request) == (failed_day, yesterday)
     assert HEALING_FALLBACK_TAG not in request.tags
     healed = materialize_trend(
-        local_instance, sim, database_url, start=failed_day.isoformat(), end=yesterday.isoformat()
+        local_instance, sim_today, database_url, start=failed_day.isoformat(), end=yesterday.isoformat()
     )
     assert healed.success
-    assert sim.billed_calls == 2  # the KOL whose calls failed; the forced run's window brought the other's days
+    assert sim_today.billed_calls == 2  # the KOL whose calls failed; the forced run's window brought the other's days
     assert set(partition_status(local_instance, failed_day, yesterday).values()) == {"MATERIALIZED"}
     assert read_status(engine, days=11, today=today).ok
     assert tick_range(schedule_tick(local_instance, today, database_url)) == (yesterday, yesterday)
 
 
 def test_a_date_a_kol_lacks_in_the_warehouse_is_healed_although_dagster_shows_it_green(
-    local_instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, today: date, yesterday: date
+    local_instance: DagsterInstance,
+    engine: Engine,
+    sim_today: Simulator,
+    database_url: str,
+    today: date,
+    yesterday: date,
 ) -> None:
     kols = track(engine, 3)
-    green_until_the_day_before_yesterday(local_instance, sim, database_url, yesterday)
+    green_until_the_day_before_yesterday(local_instance, sim_today, database_url, yesterday)
     lost_day = yesterday - timedelta(days=7)
     with engine.begin() as conn:  # one KOL's day is gone from the warehouse; Dagster keeps the partition green
         conn.execute(
@@ -118,9 +128,11 @@ def test_a_date_a_kol_lacks_in_the_warehouse_is_healed_although_dagster_shows_it
 
     request = schedule_tick(local_instance, today, database_url)
     assert tick_range(request) == (lost_day, yesterday)
-    healed = materialize_trend(local_instance, sim, database_url, start=lost_day.isoformat(), end=yesterday.isoformat())
+    healed = materialize_trend(
+        local_instance, sim_today, database_url, start=lost_day.isoformat(), end=yesterday.isoformat()
+    )
     assert healed.success
-    assert sim.billed_calls == 2 * len(kols)
+    assert sim_today.billed_calls == 2 * len(kols)
     assert {(k, t) for k, d, t in stored(engine, lost_day, lost_day)} == {
         (k, t) for k in kols for t in ("total_fans", "new_fans")
     }
@@ -139,7 +151,7 @@ def _launch(instance: DagsterInstance, sim: Simulator, database_url: str, reques
 def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
     instance: DagsterInstance,
     engine: Engine,
-    sim: Simulator,
+    sim_today: Simulator,
     database_url: str,
     yesterday: date,
     monkeypatch: pytest.MonkeyPatch,
@@ -149,21 +161,23 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
     now = sensors._clock()
     monkeypatch.setattr(sensors, "_clock", lambda: now)
     kols = track(engine, 2)
-    sim.inject(kols[1], "code_500")  # the API keeps failing one newcomer's calls for a while
+    sim_today.inject(kols[1], "code_500")  # the API keeps failing one newcomer's calls for a while
 
-    first = new_kols_tick(instance, sim, database_url, None)
+    first = new_kols_tick(instance, sim_today, database_url, None)
     (request,) = first.run_requests
     assert (request.tags["pgy/kind"], request.tags["pgy/backfill_attempt"]) == ("new_kol_backfill", "1")
-    failed = _launch(instance, sim, database_url, request)
+    failed = _launch(instance, sim_today, database_url, request)
     assert not failed.success
     failed_id = failed.dagster_run.run_id
 
-    waiting = new_kols_tick(instance, sim, database_url, first.cursor)  # just failed: its 10 minutes have not passed
+    waiting = new_kols_tick(
+        instance, sim_today, database_url, first.cursor
+    )  # just failed: its 10 minutes have not passed
     assert isinstance(waiting, SkipReason)
     assert "1 failed new-KOL backfill(s) wait for their retry" in (waiting.skip_message or "")
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 11 * 60)
-    (retry,) = new_kols_tick(instance, sim, database_url, first.cursor).run_requests
+    (retry,) = new_kols_tick(instance, sim_today, database_url, first.cursor).run_requests
     assert retry.run_key == f"new-kols-retry:{failed_id}"
     assert (retry.tags["pgy/backfill_attempt"], retry.tags["pgy/retry_of"]) == ("2", failed_id)
     assert retry.run_config["ops"]["kol_fans_trend"]["config"]["kol_ids"] == kols
@@ -171,25 +185,25 @@ def test_a_failed_new_kol_backfill_is_retried_with_backoff_until_it_lands(
         (yesterday - timedelta(days=59)).isoformat(),
         yesterday.isoformat(),
     )  # the largest window as of the retry: nothing ages out while it waits
-    again = _launch(instance, sim, database_url, retry)
+    again = _launch(instance, sim_today, database_url, retry)
     assert not again.success
     # Retried once: the first failure is done with; the second waits twice as long (20 minutes).
-    assert isinstance(new_kols_tick(instance, sim, database_url, first.cursor), SkipReason)
+    assert isinstance(new_kols_tick(instance, sim_today, database_url, first.cursor), SkipReason)
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 11 * 60 + 21 * 60)
-    (third,) = new_kols_tick(instance, sim, database_url, first.cursor).run_requests
+    (third,) = new_kols_tick(instance, sim_today, database_url, first.cursor).run_requests
     assert (third.tags["pgy/backfill_attempt"], third.tags["pgy/retry_of"]) == ("3", again.dagster_run.run_id)
-    sim.clear_faults()
-    sim.reset_counters()
-    landed = _launch(instance, sim, database_url, third)
+    sim_today.clear_faults()
+    sim_today.reset_counters()
+    landed = _launch(instance, sim_today, database_url, third)
     assert landed.success
-    assert sim.billed_calls == 2  # only the KOL still lacking its history; the other's is in hand
+    assert sim_today.billed_calls == 2  # only the KOL still lacking its history; the other's is in hand
     start, end = yesterday - timedelta(days=59), yesterday
     assert {k for k, _, _ in stored(engine, start, end)} == set(kols)
     assert len(stored(engine, start, end)) == 2 * 2 * 60
 
     monkeypatch.setattr(sensors, "_clock", lambda: now + 24 * 3600)  # landed: nothing is requested again
-    done = new_kols_tick(instance, sim, database_url, first.cursor)
+    done = new_kols_tick(instance, sim_today, database_url, first.cursor)
     assert isinstance(done, SkipReason) and done.skip_message == "no newly tracked KOLs"
 
 

@@ -207,23 +207,23 @@ def _check_hostile_call(
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c.fault}-{c.outcome.value}" for c in CASES])
 def test_hostile_answer_is_recorded_and_contained(
-    index: int, warehouse: Engine, simulator: Simulator, make_client: MakeClient
+    index: int, warehouse: Engine, sim_fixed_date: Simulator, make_client: MakeClient
 ) -> None:
     case = CASES[index]
     *clean, hostile = kols = _kols(index)
     add_kols(warehouse, kols)
     hostile_series = [case.series] if case.series else list(Series)
     for series in hostile_series:
-        simulator.inject(hostile, case.fault, times=case.times, series=series)
-    simulator.config.slow_s = SLOW_S
+        sim_fixed_date.inject(hostile, case.fault, times=case.times, series=series)
+    sim_fixed_date.config.slow_s = SLOW_S
     client = make_client(max_attempts=MAX_ATTEMPTS, concurrency=case.concurrency, read_timeout_s=READ_TIMEOUT_S)
     report = run_range(warehouse, client, DAY, DAY, run_id=f"hostile-{index}", kol_ids=kols, today=SIM_TODAY)
 
     for series in hostile_series[:1] if case.outcome is STOPPED else hostile_series:
-        _check_hostile_call(case, warehouse, report, simulator, hostile, series)
+        _check_hostile_call(case, warehouse, report, sim_fixed_date, hostile, series)
     for series in Series:  # the clean KOLs, and the hostile KOL's clean series, load in full
         for kol_id in clean + ([hostile] if series not in hostile_series and case.outcome is not STOPPED else []):
-            assert _rows(warehouse, kol_id, series) == _truth(simulator, kol_id, series), (kol_id, series)
+            assert _rows(warehouse, kol_id, series) == _truth(sim_fixed_date, kol_id, series), (kol_id, series)
 
     if case.outcome is STOPPED:  # a stop code stops: the hostile KOL's other series is never sent
         assert report.stop is not None and report.stop.api_code == case.api_code

@@ -49,27 +49,29 @@ def _config(**values: Any) -> dict[str, Any]:
 
 
 def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back_by_themselves(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 8)
     stuck = kols[:2]
-    sim.inject(stuck[0], "code_999")  # an undocumented code, every time
-    sim.inject(stuck[1], "empty")  # successes with no data at all: not publish lag
+    sim_today.inject(stuck[0], "code_999")  # an undocumented code, every time
+    sim_today.inject(stuck[1], "empty")  # successes with no data at all: not publish lag
     days = [yesterday - timedelta(days=3 - i) for i in range(3)]  # three consecutive partition dates
     with receiver("wecom") as chat:
         resources = {
-            **dagster_resources(sim, database_url),
+            **dagster_resources(sim_today, database_url),
             "alerts": AlertsResource(webhook_url=chat.base_url + WECOM, kind="wecom"),
         }
         cursor = alert_tick(quarantine_alert, instance, None, resources)
-        defs = Definitions(assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim, database_url))
+        defs = Definitions(
+            assets=[kol_fans_trend, kol_fans_anomaly], resources=dagster_resources(sim_today, database_url)
+        )
         automation = evaluate_automation_conditions(defs=defs, instance=instance)  # history is not replayed
         results = []
         for day in days:
-            seen = len(sim.calls)
+            seen = len(sim_today.calls)
             lag = _config(publish_lag_retries=6, publish_lag_wait_s=0)
-            results.append(materialize_trend(instance, sim, database_url, start=day.isoformat(), run_config=lag))
-            assert _calls_per_kol(sim, seen)[stuck[1]] == 2  # empty answers are not retried as lag
+            results.append(materialize_trend(instance, sim_today, database_url, start=day.isoformat(), run_config=lag))
+            assert _calls_per_kol(sim_today, seen)[stuck[1]] == 2  # empty answers are not retried as lag
         first, second, third = results
         for result, behind in ((first, 1), (second, 2)):
             assert not result.success
@@ -85,15 +87,17 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
         assert partition_status(instance, days[0], days[2])[days[2].isoformat()] == "MATERIALIZED"
 
         # The earlier partitions heal: the quarantined KOLs hold nothing back and are not tried again for them.
-        seen = len(sim.calls)
-        healed = materialize_trend(instance, sim, database_url, start=days[0].isoformat(), end=days[1].isoformat())
-        assert healed.success and not (_calls_per_kol(sim, seen).keys() & set(stuck))
+        seen = len(sim_today.calls)
+        healed = materialize_trend(
+            instance, sim_today, database_url, start=days[0].isoformat(), end=days[1].isoformat()
+        )
+        assert healed.success and not (_calls_per_kol(sim_today, seen).keys() & set(stuck))
         assert set(partition_status(instance, days[0], days[2]).values()) == {"MATERIALIZED"}
 
         # The anomaly asset follows the partitions that landed, for everyone else.
         requested = evaluate_automation_conditions(defs=defs, instance=instance, cursor=automation.cursor)
         assert {d.isoformat() for d in days} <= requested.get_requested_partitions(AssetKey("kol_fans_anomaly"))
-        anomalies = dagster_materialize([kol_fans_anomaly], resources=dagster_resources(sim, database_url),
+        anomalies = dagster_materialize([kol_fans_anomaly], resources=dagster_resources(sim_today, database_url),
                                         instance=instance, tags={RANGE_START_TAG: days[0].isoformat(),
                                                                  RANGE_END_TAG: days[2].isoformat()})  # fmt: skip
         assert anomalies.success
@@ -114,11 +118,11 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
         assert all(k in entered.body["markdown"]["content"] for k in stuck)
 
         # The next day they answer again: tried once, they leave quarantine and their gap is filled.
-        sim.clear_faults()
-        seen = len(sim.calls)
-        back = materialize_trend(instance, sim, database_url, start=yesterday.isoformat())
+        sim_today.clear_faults()
+        seen = len(sim_today.calls)
+        back = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat())
         assert back.success
-        calls = _calls_per_kol(sim, seen)
+        calls = _calls_per_kol(sim_today, seen)
         assert calls[stuck[0]] == calls[stuck[1]] == 2
         (mat,) = back.asset_materializations_for_node("kol_fans_trend")
         assert mat.metadata["kols_left_quarantine"].value == stuck
@@ -131,11 +135,11 @@ def test_two_stuck_kols_of_eight_are_quarantined_within_three_days_and_come_back
 
 @pytest.mark.parametrize("fault", ["code_400", "code_201", "http_400"])
 def test_a_morning_that_rejects_everyone_fails_the_run_flags_nobody_and_the_next_run_heals(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date, fault: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date, fault: str
 ) -> None:
     kols = track(engine, 8)
-    sim.inject_everyone(fault)
-    result = materialize_trend(instance, sim, database_url, start=yesterday.isoformat())
+    sim_today.inject_everyone(fault)
+    result = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat())
     assert not result.success
     description, md = step_failure(result)
     code = f"code {fault[-3:]}"  # HTTP 400 carries code 400 in its body
@@ -145,36 +149,36 @@ def test_a_morning_that_rejects_everyone_fails_the_run_flags_nobody_and_the_next
     assert flagged_kols(engine, kols) == {} and quarantined(engine) == {}
     assert not read_status(engine, today=china_today()).ok  # status says yesterday is incomplete
 
-    sim.clear_faults()
-    again = materialize_trend(instance, sim, database_url, start=yesterday.isoformat())
+    sim_today.clear_faults()
+    again = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat())
     assert again.success
     assert len(stored(engine, yesterday, yesterday)) == 8 * 2  # everyone fetched again: nothing was settled
 
 
 def test_a_lagging_morning_with_three_retries_bills_at_most_2n_plus_6(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     track(engine, 8)
-    sim.publish_lag_days = 1  # the newest date is never published this morning
-    result = materialize_trend(instance, sim, database_url, start=yesterday.isoformat(),
+    sim_today.publish_lag_days = 1  # the newest date is never published this morning
+    result = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat(),
                                run_config=_config(publish_lag_retries=3, publish_lag_wait_s=0))  # fmt: skip
     assert not result.success
     description, md = step_failure(result)
     assert description.startswith("Still not published after 3 retries")
-    assert sim.billed_calls <= 2 * 8 + 2 * 3
+    assert sim_today.billed_calls <= 2 * 8 + 2 * 3
     assert md["lag_probe"] == "not published"
     # The final attempt still landed everything published: the day before yesterday is stored for everyone.
     assert len(stored(engine, yesterday - timedelta(days=1), yesterday - timedelta(days=1))) == 8 * 2
 
 
 def test_a_budget_of_10_for_8_kols_bills_at_most_10_and_says_budget(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     track(engine, 8)
-    result = materialize_trend(instance, sim, database_url, start=yesterday.isoformat(),
+    result = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat(),
                                run_config=_config(daily_call_budget=10))  # fmt: skip
     assert not result.success
-    assert sim.billed_calls <= 10
+    assert sim_today.billed_calls <= 10
     description, md = step_failure(result)
     assert "The daily call budget of 10 billed call(s) is spent: 10 billed today" in description
     assert "6 call(s) still needed were not made" in description
@@ -184,35 +188,35 @@ def test_a_budget_of_10_for_8_kols_bills_at_most_10_and_says_budget(
     assert status.billed_today == 10
     assert "billed today (China time): 10 call(s), budget 10" in format_table(status)
     # Spent is spent: the next run today makes no call at all.
-    again = materialize_trend(instance, sim, database_url, start=yesterday.isoformat(),
+    again = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat(),
                               run_config=_config(daily_call_budget=10))  # fmt: skip
-    assert not again.success and sim.billed_calls <= 10
+    assert not again.success and sim_today.billed_calls <= 10
 
 
 def test_a_run_limited_to_some_kols_never_marks_a_partition_other_kols_lack(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str, yesterday: date
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str, yesterday: date
 ) -> None:
     kols = track(engine, 3)
-    only_first = materialize_trend(instance, sim, database_url, start=yesterday.isoformat(),
+    only_first = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat(),
                                    run_config=_config(kol_ids=[kols[0]]))  # fmt: skip
     assert only_first.success  # its own KOL is done...
     assert partition_status(instance, yesterday, yesterday) == {yesterday.isoformat(): "MISSING"}  # ...not the date
-    everyone = materialize_trend(instance, sim, database_url, start=yesterday.isoformat())
+    everyone = materialize_trend(instance, sim_today, database_url, start=yesterday.isoformat())
     assert everyone.success
     assert partition_status(instance, yesterday, yesterday) == {yesterday.isoformat(): "MATERIALIZED"}
 
 
 def test_a_backfill_quarantines_a_kol_as_far_behind_as_the_days_it_stands_for(
-    engine: Engine, sim: Simulator, yesterday: date
+    engine: Engine, sim_today: Simulator, yesterday: date
 ) -> None:
     kols = track(engine, 6)
     early = yesterday - timedelta(days=10)
-    sim.set_today(early + timedelta(days=1))  # ten days ago: the KOLs' data ends there
-    with client_for(sim) as client:
+    sim_today.set_today(early + timedelta(days=1))  # ten days ago: the KOLs' data ends there
+    with client_for(sim_today) as client:
         run_range(engine, client, early, early, run_id="history", today=early + timedelta(days=1))
-    sim.set_today(None)
-    sim.inject(kols[0], "truncated_json")  # malformed bodies from now on
-    with client_for(sim) as client:
+    sim_today.set_today(None)
+    sim_today.inject(kols[0], "truncated_json")  # malformed bodies from now on
+    with client_for(sim_today) as client:
         report = run_range(engine, client, early + timedelta(days=1), yesterday, run_id="backfill")
     # Its newest settled date is 10 partition dates behind the date the backfill stands for: quarantined at once.
     assert report.health.entered == [kols[0]]
@@ -255,14 +259,14 @@ def test_completeness_counts_dates_not_timestamps_under_a_time_zone_whose_clocks
 
 
 def test_a_rejection_of_everyone_stops_the_run_early_instead_of_billing_every_kol(
-    engine: Engine, sim: Simulator, yesterday: date
+    engine: Engine, sim_today: Simulator, yesterday: date
 ) -> None:
     kols = track(engine, 300)
-    sim.inject_everyone("code_201")  # billed: every call of a 10,000-KOL morning would cost money
-    with client_for(sim) as client:
+    sim_today.inject_everyone("code_201")  # billed: every call of a 10,000-KOL morning would cost money
+    with client_for(sim_today) as client:
         report = run_range(engine, client, yesterday, yesterday, run_id="rejected")
     assert report.breaker and report.systemic is not None
-    assert sim.billed_calls < 300  # stopped once 90 % of the first 100 KOLs got it, not after all 600 calls
+    assert sim_today.billed_calls < 300  # stopped once 90 % of the first 100 KOLs got it, not after all 600 calls
     (sentence,) = report.problems
     assert sentence.startswith("The API rejected the run, not the KOLs: code 201 (No Content)")
     assert "The run stopped calling after" in sentence

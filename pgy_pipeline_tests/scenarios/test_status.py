@@ -25,8 +25,8 @@ from pgy_pipeline_tests.support.warehouse import track
 
 
 @pytest.fixture
-def engine(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """The migrated test database, also where `pgy-pipeline status` looks (PGY_DATABASE_URL)."""
+def engine_in_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The migrated test database, named by PGY_DATABASE_URL too: where `pgy-pipeline status` looks."""
     monkeypatch.setenv("PGY_DATABASE_URL", database_url)
     return engine
 
@@ -59,16 +59,16 @@ def _log_run(engine: Engine, run_id: str, day: date, rows: list[tuple[str, str, 
 
 
 def test_complete_yesterday_exits_zero_and_shows_the_last_run(
-    engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
+    engine_in_env: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
 ):
-    add_kols(engine, ["k1", "k2", "gone"])
-    with engine.begin() as conn:  # the API said 201 for "gone": flagged, so not counted as missing
+    add_kols(engine_in_env, ["k1", "k2", "gone"])
+    with engine_in_env.begin() as conn:  # the API said 201 for "gone": flagged, so not counted as missing
         conn.execute(
             text("UPDATE pgy.tracked_kol SET last_error_code = 201, last_error_at = now() WHERE kol_id = 'gone'")
         )
-    _fill(engine, ["k1", "k2"], yesterday, days=7)
+    _fill(engine_in_env, ["k1", "k2"], yesterday, days=7)
     _log_run(
-        engine,
+        engine_in_env,
         "run-1",
         yesterday,
         [
@@ -87,12 +87,12 @@ def test_complete_yesterday_exits_zero_and_shows_the_last_run(
 
 
 def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(
-    engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
+    engine_in_env: Engine, capsys: pytest.CaptureFixture[str], yesterday: date
 ):
-    add_kols(engine, ["k1", "k2"])
-    _fill(engine, ["k1", "k2"], yesterday, days=3, skip=("k2", yesterday))
+    add_kols(engine_in_env, ["k1", "k2"])
+    _fill(engine_in_env, ["k1", "k2"], yesterday, days=3, skip=("k2", yesterday))
     _log_run(
-        engine,
+        engine_in_env,
         "run-2",
         yesterday,
         [
@@ -105,13 +105,13 @@ def test_incomplete_yesterday_exits_nonzero_and_names_the_kol(
     out = capsys.readouterr().out
     assert f"PROBLEM: yesterday ({yesterday}) is incomplete: 1 of 2 KOL(s) missing (k2)" in out
     assert "stopped (code 303: daily quota exceeded)" in out
-    status = read_status(engine, days=3)
+    status = read_status(engine_in_env, days=3)
     assert [p.date for p in status.partitions] == [yesterday - timedelta(days=i) for i in range(3)]
     assert [p.kols_complete for p in status.partitions] == [1, 2, 2]
 
 
-def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[str], yesterday: date) -> None:
-    add_kols(engine, ["k1"])
+def test_json_output_for_machines(engine_in_env: Engine, capsys: pytest.CaptureFixture[str], yesterday: date) -> None:
+    add_kols(engine_in_env, ["k1"])
     assert main(["status", "--json", "--days", "2"]) == 1  # nothing fetched yet: yesterday incomplete
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["last_run"] is None
@@ -131,10 +131,10 @@ def test_json_output_for_machines(engine: Engine, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.subprocess
-def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str) -> None:
+def test_status_command_exit_code_from_a_shell(engine_in_env: Engine, database_url: str) -> None:
     """What cron sees: the installed command's exit status."""
-    add_kols(engine, ["k1"])
-    _fill(engine, ["k1"], china_today() - timedelta(days=1), days=1)
+    add_kols(engine_in_env, ["k1"])
+    _fill(engine_in_env, ["k1"], china_today() - timedelta(days=1), days=1)
     env = {**os.environ, "PGY_DATABASE_URL": database_url}
     done = subprocess.run(
         [sys.executable, "-m", "pgy_pipeline.cli", "status", "--days", "1"],
@@ -147,17 +147,25 @@ def test_status_command_exit_code_from_a_shell(engine: Engine, database_url: str
     assert "OK: yesterday" in done.stdout
 
 
-def test_failed_calls_are_counted_alike_by_metadata_status_and_the_view(engine: Engine, sim: Simulator) -> None:
+def test_failed_calls_are_counted_alike_by_metadata_status_and_the_view(
+    engine_in_env: Engine, sim_today: Simulator
+) -> None:
     """One definition of a failed call: the run's metadata, `status` and pgy.fetch_health agree."""
-    kols = track(engine, 4)  # in id order, one call at a time: ok, failed after retries, stopped, not attempted
-    sim.inject(kols[1], "code_500")
-    sim.inject(kols[2], "code_100", series=Series.TOTAL_FANS)
-    with client_for(sim, concurrency=1) as client:
-        report = run_range(engine, client, sim.today - timedelta(days=1), sim.today - timedelta(days=1),
-                           run_id="r-failed-calls", today=sim.today)  # fmt: skip
+    kols = track(engine_in_env, 4)  # in id order, one call at a time: ok, failed after retries, stopped, not attempted
+    sim_today.inject(kols[1], "code_500")
+    sim_today.inject(kols[2], "code_100", series=Series.TOTAL_FANS)
+    with client_for(sim_today, concurrency=1) as client:
+        report = run_range(
+            engine_in_env,
+            client,
+            sim_today.today - timedelta(days=1),
+            sim_today.today - timedelta(days=1),
+            run_id="r-failed-calls",
+            today=sim_today.today,
+        )
     metadata = report_metadata(report)
-    last_run = read_status(engine, today=sim.today).last_run
-    with engine.connect() as conn:
+    last_run = read_status(engine_in_env, today=sim_today.today).last_run
+    with engine_in_env.connect() as conn:
         view = conn.execute(text("select sum(calls_failed), sum(calls_not_attempted) from pgy.fetch_health")).one()
     assert report.stop is not None and report.calls_not_attempted > 0  # every kind of ending is present
     assert metadata["calls_failed"].value == 3  # kols[1]: two series after retries, kols[2]: the stopped call

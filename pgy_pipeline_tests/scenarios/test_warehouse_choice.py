@@ -21,7 +21,7 @@ from pgy_pipeline_tests.support.dagster import step_failure
 
 
 def test_a_run_on_a_postgres_backed_instance_never_falls_back_to_an_embedded_warehouse(
-    dagster_storage_url: str, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yesterday: date
+    dagster_storage_url: str, sim_today: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yesterday: date
 ) -> None:
     """Production (Dagster's own storage in Postgres), PGY_DATABASE_URL missing from the run's environment: the
     run fails with the sentence naming it, bills nothing and creates nothing, even with a PGY_HOME set."""
@@ -37,7 +37,7 @@ def test_a_run_on_a_postgres_backed_instance_never_falls_back_to_an_embedded_war
         result = materialize(
             [kol_fans_trend],
             instance=instance,
-            resources={"trend_api": TrendApiResource(token=sim.token, base_url=sim.base_url),
+            resources={"trend_api": TrendApiResource(token=sim_today.token, base_url=sim_today.base_url),
                        "warehouse": WarehouseResource()},
             partition_key=yesterday.isoformat(),
             raise_on_error=False,
@@ -45,7 +45,7 @@ def test_a_run_on_a_postgres_backed_instance_never_falls_back_to_an_embedded_war
     assert not result.success
     description, _ = step_failure(result)
     assert description.startswith("PGY_DATABASE_URL is not set where this run executes")
-    assert sim.billed_calls == 0
+    assert sim_today.billed_calls == 0
     assert list(work.iterdir()) == []
 
 

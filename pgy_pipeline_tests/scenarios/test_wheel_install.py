@@ -69,12 +69,12 @@ def test_the_installed_package_is_the_wheel_not_the_source_tree(installed: Path,
 
 
 def test_wheel_install_migrates_tracks_and_materialises(
-    installed: Path, empty_database_url: str, sim: Simulator, tmp_path: Path, yesterday: date
+    installed: Path, empty_database_url: str, sim_today: Simulator, tmp_path: Path, yesterday: date
 ) -> None:
     env = {
         "PGY_DATABASE_URL": empty_database_url,  # the installed package migrates it from nothing
-        "PGY_API_BASE_URL": sim.base_url,
-        "PGY_API_TOKEN": sim.token,
+        "PGY_API_BASE_URL": sim_today.base_url,
+        "PGY_API_TOKEN": sim_today.token,
         "PGY_HOME": str(tmp_path / "pgy-home"),
         "DAGSTER_HOME": str(tmp_path),
     }
@@ -91,7 +91,7 @@ def test_wheel_install_migrates_tracks_and_materialises(
         assert {k for k, _, _ in stored(engine, yesterday, yesterday)} == {kol_id(1), kol_id(2)}
     finally:
         engine.dispose()
-    assert sim.billed_calls == 4
+    assert sim_today.billed_calls == 4
 
 
 def test_every_subpackage_is_listed_for_the_wheel() -> None:

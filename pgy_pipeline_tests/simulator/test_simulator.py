@@ -27,8 +27,8 @@ def _legacy(**overrides: str) -> dict[str, str]:
     return {"kolId": KOL, "dateType": "_1", "increaseType": "_1", **overrides}
 
 
-def test_envelope_and_series_shape(simulator: Simulator) -> None:
-    status, body = _get(simulator, LEGACY_V1_PATH, **_legacy())
+def test_envelope_and_series_shape(sim_fixed_date: Simulator) -> None:
+    status, body = _get(sim_fixed_date, LEGACY_V1_PATH, **_legacy())
     assert status == 200 and body["code"] == 0
     assert set(body) == {"code", "message", "data", "recordTime", "requestId"}
     items = body["data"]["list"]
@@ -48,28 +48,30 @@ def test_envelope_and_series_shape(simulator: Simulator) -> None:
         {"dateType": "_1", "increaseType": "_1"},  # kolId missing
     ],
 )
-def test_bad_parameters_answer_code_400_with_http_200(simulator: Simulator, params: dict[str, str]) -> None:
-    status, body = _get(simulator, LEGACY_V1_PATH, **params)
+def test_bad_parameters_answer_code_400_with_http_200(sim_fixed_date: Simulator, params: dict[str, str]) -> None:
+    status, body = _get(sim_fixed_date, LEGACY_V1_PATH, **params)
     assert (status, body["code"], body["data"]) == (200, 400, None)
-    assert simulator.billed_calls == 0
+    assert sim_fixed_date.billed_calls == 0
 
 
-def test_current_endpoint_defaults(simulator: Simulator) -> None:
-    status, body = _get(simulator, CURRENT_PATH, userId=KOL)  # DAY_30, FANS_TOTAL by default
+def test_current_endpoint_defaults(sim_fixed_date: Simulator) -> None:
+    status, body = _get(sim_fixed_date, CURRENT_PATH, userId=KOL)  # DAY_30, FANS_TOTAL by default
     assert status == 200
-    _, legacy = _get(simulator, LEGACY_V1_PATH, **_legacy())
+    _, legacy = _get(sim_fixed_date, LEGACY_V1_PATH, **_legacy())
     assert body["code"] == 0 and body["data"]["list"] == legacy["data"]["list"]
 
 
-def test_bad_or_missing_token_is_code_100(simulator: Simulator) -> None:
+def test_bad_or_missing_token_is_code_100(sim_fixed_date: Simulator) -> None:
     for token in ("nope", ""):
-        response = requests.get(simulator.base_url + LEGACY_V1_PATH, params={"token": token, **_legacy()}, timeout=5)
+        response = requests.get(
+            sim_fixed_date.base_url + LEGACY_V1_PATH, params={"token": token, **_legacy()}, timeout=5
+        )
         assert (response.status_code, response.json()["code"]) == (200, 100)
-    assert simulator.billed_calls == 0
+    assert sim_fixed_date.billed_calls == 0
 
 
-def test_unknown_path_is_404(simulator: Simulator) -> None:
-    status, body = _get(simulator, "/api/nothing/here")
+def test_unknown_path_is_404(sim_fixed_date: Simulator) -> None:
+    status, body = _get(sim_fixed_date, "/api/nothing/here")
     assert (status, body["code"]) == (404, 404)
 
 
@@ -88,25 +90,25 @@ def test_series_are_deterministic_and_new_fans_are_daily_differences() -> None:
         assert any(n is not None and n < 0 for n in news)  # followers are lost on some days
 
 
-def test_today_and_publish_lag_move_the_latest_date(simulator: Simulator) -> None:
-    simulator.set_today(date(2026, 5, 1))
-    assert simulator.latest_date == date(2026, 4, 30)
-    simulator.config.publish_lag_days = 2
-    _, body = _get(simulator, CURRENT_PATH, userId=KOL, dateType="DAY_90")
+def test_today_and_publish_lag_move_the_latest_date(sim_fixed_date: Simulator) -> None:
+    sim_fixed_date.set_today(date(2026, 5, 1))
+    assert sim_fixed_date.latest_date == date(2026, 4, 30)
+    sim_fixed_date.config.publish_lag_days = 2
+    _, body = _get(sim_fixed_date, CURRENT_PATH, userId=KOL, dateType="DAY_90")
     assert body["data"]["list"][-1]["dateKey"] == "2026-04-28"
     assert len(body["data"]["list"]) == 90
 
 
-def test_a_restated_total_changes_the_served_values(simulator: Simulator) -> None:
+def test_a_restated_total_changes_the_served_values(sim_fixed_date: Simulator) -> None:
     day = SIM_TODAY - timedelta(days=5)
-    old_new = simulator.truth(KOL, Series.NEW_FANS, day)
-    old_total = simulator.truth(KOL, Series.TOTAL_FANS, day)
+    old_new = sim_fixed_date.truth(KOL, Series.NEW_FANS, day)
+    old_total = sim_fixed_date.truth(KOL, Series.TOTAL_FANS, day)
     assert old_new is not None and old_total is not None
-    simulator.restate(KOL, Series.TOTAL_FANS, day, old_total + 7)
-    _, body = _get(simulator, LEGACY_V1_PATH, **_legacy())
+    sim_fixed_date.restate(KOL, Series.TOTAL_FANS, day, old_total + 7)
+    _, body = _get(sim_fixed_date, LEGACY_V1_PATH, **_legacy())
     served = {item["dateKey"]: item["num"] for item in body["data"]["list"]}
     assert served[day.isoformat()] == old_total + 7
-    assert simulator.truth(KOL, Series.NEW_FANS, day) == old_new + 7
+    assert sim_fixed_date.truth(KOL, Series.NEW_FANS, day) == old_new + 7
 
 
 def test_random_restatements_change_past_values_between_fetches() -> None:
@@ -117,22 +119,24 @@ def test_random_restatements_change_past_values_between_fetches() -> None:
         assert [i["dateKey"] for i in first["data"]["list"]] == [i["dateKey"] for i in second["data"]["list"]]
 
 
-def test_billing_counts_codes_0_and_201_only(simulator: Simulator) -> None:
+def test_billing_counts_codes_0_and_201_only(sim_fixed_date: Simulator) -> None:
     kols = kol_ids(4)
-    simulator.inject(kols[1], "code_201")
-    simulator.inject(kols[2], "code_301")
-    simulator.inject(kols[3], "code_303")
-    codes = [_get(simulator, LEGACY_V1_PATH, **_legacy(kolId=k))[1]["code"] for k in kols]
+    sim_fixed_date.inject(kols[1], "code_201")
+    sim_fixed_date.inject(kols[2], "code_301")
+    sim_fixed_date.inject(kols[3], "code_303")
+    codes = [_get(sim_fixed_date, LEGACY_V1_PATH, **_legacy(kolId=k))[1]["code"] for k in kols]
     assert codes == [0, 201, 301, 303]
-    assert simulator.billed_calls == 2
-    assert [c.code for c in simulator.calls] == codes
-    simulator.reset_counters()
-    assert (simulator.billed_calls, simulator.calls) == (0, [])
+    assert sim_fixed_date.billed_calls == 2
+    assert [c.code for c in sim_fixed_date.calls] == codes
+    sim_fixed_date.reset_counters()
+    assert (sim_fixed_date.billed_calls, sim_fixed_date.calls) == (0, [])
 
 
-def test_injection_by_count_and_series(simulator: Simulator) -> None:
-    simulator.inject(KOL, "code_500", times=2, series=Series.NEW_FANS)
-    codes = [_get(simulator, LEGACY_V1_PATH, **_legacy(increaseType=t))[1]["code"] for t in ("_1", "_2", "_2", "_2")]
+def test_injection_by_count_and_series(sim_fixed_date: Simulator) -> None:
+    sim_fixed_date.inject(KOL, "code_500", times=2, series=Series.NEW_FANS)
+    codes = [
+        _get(sim_fixed_date, LEGACY_V1_PATH, **_legacy(increaseType=t))[1]["code"] for t in ("_1", "_2", "_2", "_2")
+    ]
     assert codes == [0, 500, 500, 0]
 
 
@@ -146,9 +150,9 @@ def test_probability_faults_are_seeded() -> None:
     assert {0, 301, 500} == set(first)
 
 
-def test_unknown_faults_are_refused(simulator: Simulator) -> None:
+def test_unknown_faults_are_refused(sim_fixed_date: Simulator) -> None:
     with pytest.raises(ValueError, match="unknown fault 'nope'"):
-        simulator.inject(KOL, "nope")
+        sim_fixed_date.inject(KOL, "nope")
     assert len(FAULTS) >= 40
 
 

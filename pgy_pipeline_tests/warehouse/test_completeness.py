@@ -63,18 +63,18 @@ def _followup(instance: DagsterInstance, failed: ExecuteInProcessResult) -> obje
 
 
 def test_young_account_and_a_hole_are_not_served_not_missing(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     old, young = track(engine, 2)
-    sim.start_history(young, yesterday - timedelta(days=9))  # ten days of history
+    sim_today.start_history(young, yesterday - timedelta(days=9))  # ten days of history
     hole = yesterday - timedelta(days=20)
-    sim.punch_hole(old, hole)
+    sim_today.punch_hole(old, hole)
     start = yesterday - timedelta(days=59)  # what the new-KOL sensor asks for: the largest window
 
-    result = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=yesterday.isoformat())
+    result = materialize_trend(instance, sim_today, database_url, start=start.isoformat(), end=yesterday.isoformat())
     assert result.success
-    assert sim.billed_calls == 4
+    assert sim_today.billed_calls == 4
     assert _checks(result) == dict.fromkeys(
         ["partition_completeness", "no_gaps_60_days", "total_vs_new_consistency", "freshness"], True
     )
@@ -91,8 +91,8 @@ def test_young_account_and_a_hole_are_not_served_not_missing(
     assert next(p for p in status.partitions if p.date == hole).not_served == [old, young]
 
     # Reruns bill nothing for dates the API does not serve: they are settled.
-    again = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=yesterday.isoformat())
-    assert again.success and sim.billed_calls == 4
+    again = materialize_trend(instance, sim_today, database_url, start=start.isoformat(), end=yesterday.isoformat())
+    assert again.success and sim_today.billed_calls == 4
 
     # The platform fills the hole later: the next window stores it and it stops being "not served".
     with Simulator() as healed:
@@ -107,28 +107,28 @@ def test_young_account_and_a_hole_are_not_served_not_missing(
 
 
 def test_publish_lag_is_retried_billing_only_the_kols_still_lacking_the_date(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     kols = track(engine, 3)
-    sim.delay_publication(kols[1], 1)  # yesterday not published yet for this one account
+    sim_today.delay_publication(kols[1], 1)  # yesterday not published yet for this one account
 
     def publish_after_first_attempt() -> None:
-        while len(sim.calls) < 6:  # the first attempt's six calls are in
+        while len(sim_today.calls) < 6:  # the first attempt's six calls are in
             time.sleep(0.02)
-        sim.delay_publication(kols[1], 0)
+        sim_today.delay_publication(kols[1], 0)
 
     publisher = threading.Thread(target=publish_after_first_attempt, daemon=True)
     publisher.start()
     config = {"publish_lag_retries": 3, "publish_lag_wait_s": 2}
     result = materialize_trend(
-        instance, sim, database_url, start=yesterday.isoformat(),
+        instance, sim_today, database_url, start=yesterday.isoformat(),
         run_config={"ops": {"kol_fans_trend": {"config": config}}},
     )  # fmt: skip
     publisher.join(timeout=5)
     assert result.success
-    assert sim.billed_calls == 6 + 2  # the retry calls only the KOL that lacked yesterday
-    assert [c.kol_id for c in sim.calls[6:]] == [kols[1], kols[1]]
+    assert sim_today.billed_calls == 6 + 2  # the retry calls only the KOL that lacked yesterday
+    assert [c.kol_id for c in sim_today.calls[6:]] == [kols[1], kols[1]]
     assert len(stored(engine, yesterday, yesterday)) == 6
     assert partition_status(instance, yesterday, yesterday) == {yesterday.isoformat(): "MATERIALIZED"}
     assert all(_checks(result).values())
@@ -136,14 +136,14 @@ def test_publish_lag_is_retried_billing_only_the_kols_still_lacking_the_date(
 
 
 def test_publish_lag_that_never_ends_fails_in_one_sentence(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     kols = track(engine, 2)
-    sim.publish_lag_days = 1
+    sim_today.publish_lag_days = 1
     config = {"publish_lag_retries": 1, "publish_lag_wait_s": 0}
     result = materialize_trend(
-        instance, sim, database_url, start=(yesterday - timedelta(days=1)).isoformat(), end=yesterday.isoformat(),
+        instance, sim_today, database_url, start=(yesterday - timedelta(days=1)).isoformat(), end=yesterday.isoformat(),
         run_config={"ops": {"kol_fans_trend": {"config": config}}},
     )  # fmt: skip
     assert not result.success
@@ -154,7 +154,7 @@ def test_publish_lag_that_never_ends_fails_in_one_sentence(
     )
     # The first attempt's probe (2 calls) finds yesterday unpublished and fetches nothing more; the final
     # attempt probes again and fetches everyone's published days: 2N + 2R billed calls for N KOLs, R retries.
-    assert sim.billed_calls == 2 + 4
+    assert sim_today.billed_calls == 2 + 4
     # The day before was complete: it is green, only yesterday is failed; status and Dagster agree.
     day_before = yesterday - timedelta(days=1)
     assert partition_status(instance, day_before, yesterday) == {
@@ -168,20 +168,20 @@ def test_publish_lag_that_never_ends_fails_in_one_sentence(
 
 
 def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest_lost(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     track(engine, 2)
     oldest = yesterday - timedelta(days=59)  # the oldest date legacy_v1's 60-day window reaches
     start, end = oldest - timedelta(days=5), oldest + timedelta(days=4)
-    result = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
+    result = materialize_trend(instance, sim_today, database_url, start=start.isoformat(), end=end.isoformat())
     assert not result.success
     description, md = step_failure(result)
     assert description == (
         f"5 date(s) {start}..{oldest - timedelta(days=1)} are older than the 60 days the legacy_v1 endpoint serves "
         "and cannot be fetched any more (lost for good); everything newer was loaded."
     )
-    assert sim.billed_calls == 4
+    assert sim_today.billed_calls == 4
     assert len(stored(engine, start, end)) == 2 * 2 * 5
     assert md["dagster/row_count"] == 20
     status = partition_status(instance, start, end)
@@ -195,42 +195,42 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     assert isinstance(request, RunRequest)
     followup = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
     assert followup == (oldest.isoformat(), end.isoformat())
-    again = materialize_trend(instance, sim, database_url, start=followup[0], end=followup[1])
-    assert again.success and sim.billed_calls == 4
+    again = materialize_trend(instance, sim_today, database_url, start=followup[0], end=followup[1])
+    assert again.success and sim_today.billed_calls == 4
     assert all(_checks(again).values()) and len(_checks(again)) == 4
     assert partition_status(instance, start, end) == status  # lost dates stay failed, the rest green
 
 
 def test_follow_up_of_a_run_scoped_to_some_kols_fetches_no_other_kol(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     kols = track(engine, 2)
     start, end = yesterday - timedelta(days=61), yesterday - timedelta(days=50)
     only_first = {"ops": {"kol_fans_trend": {"config": {"kol_ids": [kols[0]]}}}}
     result = materialize_trend(
-        instance, sim, database_url, start=start.isoformat(), end=end.isoformat(), run_config=only_first
+        instance, sim_today, database_url, start=start.isoformat(), end=end.isoformat(), run_config=only_first
     )
-    assert not result.success and sim.billed_calls == 2
+    assert not result.success and sim_today.billed_calls == 2
     request = _followup(instance, result)
     assert isinstance(request, RunRequest)
     followup_config = request.run_config["ops"]["kol_fans_trend"]["config"]
     assert (followup_config["kol_ids"], followup_config["force"]) == ([kols[0]], False)
     followup = materialize_trend(
-        instance, sim, database_url, start=request.tags[RANGE_START_TAG], end=request.tags[RANGE_END_TAG],
+        instance, sim_today, database_url, start=request.tags[RANGE_START_TAG], end=request.tags[RANGE_END_TAG],
         run_config=request.run_config,
     )  # fmt: skip
-    assert followup.success and sim.billed_calls == 2  # the other KOL was not in the backfill: not fetched now
+    assert followup.success and sim_today.billed_calls == 2  # the other KOL was not in the backfill: not fetched now
 
 
 def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
-    instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
     kols = track(engine, 2)
-    sim.inject(kols[0], "code_500")
+    sim_today.inject(kols[0], "code_500")
     start = yesterday - timedelta(days=61)
-    result = materialize_trend(instance, sim, database_url, start=start.isoformat(), end=yesterday.isoformat())
+    result = materialize_trend(instance, sim_today, database_url, start=start.isoformat(), end=yesterday.isoformat())
     assert not result.success
     assert isinstance(_followup(instance, result), SkipReason)
     # Failed calls leave every partition of the range failed: which dates they would have brought is unknown.
@@ -238,26 +238,26 @@ def test_no_follow_up_when_a_run_failed_for_more_than_lost_dates(
 
 
 def test_one_tick_after_three_missed_days_heals_all_four_partitions(
-    local_instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    local_instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     today = china_today()
     yesterday = today - timedelta(days=1)
     kols = track(engine, 3)
     done_until = yesterday - timedelta(days=4)  # the daemon was down for the three days after this one
     initial_load = (yesterday - timedelta(days=59)).isoformat()  # as the new-KOL sensor does
-    sim.set_today(done_until + timedelta(days=1))  # back then, the API's newest date was done_until
-    first = materialize_trend(local_instance, sim, database_url, start=initial_load, end=done_until.isoformat())
+    sim_today.set_today(done_until + timedelta(days=1))  # back then, the API's newest date was done_until
+    first = materialize_trend(local_instance, sim_today, database_url, start=initial_load, end=done_until.isoformat())
     assert first.success
-    sim.set_today(None)
-    sim.reset_counters()
+    sim_today.set_today(None)
+    sim_today.reset_counters()
 
     request = schedule_tick(local_instance, today, database_url)
     start = date.fromisoformat(request.tags[RANGE_START_TAG])
     end = date.fromisoformat(request.tags[RANGE_END_TAG])
     assert (start, end) == (yesterday - timedelta(days=3), yesterday)  # yesterday and the three missed days
-    healed = materialize_trend(local_instance, sim, database_url, start=start.isoformat(), end=end.isoformat())
+    healed = materialize_trend(local_instance, sim_today, database_url, start=start.isoformat(), end=end.isoformat())
     assert healed.success
-    assert sim.billed_calls == 2 * len(kols)  # one 30-day window per KOL and series covers all four
+    assert sim_today.billed_calls == 2 * len(kols)  # one 30-day window per KOL and series covers all four
     assert set(partition_status(local_instance, start, end).values()) == {"MATERIALIZED"}
     assert read_status(engine, days=10, today=today).ok
 
@@ -266,30 +266,30 @@ def test_one_tick_after_three_missed_days_heals_all_four_partitions(
 
 
 def test_schedule_heals_a_failed_partition_inside_its_window(
-    local_instance: DagsterInstance, engine: Engine, sim: Simulator, database_url: str
+    local_instance: DagsterInstance, engine: Engine, sim_today: Simulator, database_url: str
 ) -> None:
     today = china_today()
     yesterday = today - timedelta(days=1)
     kols = track(engine, 2)
     failed_day = yesterday - timedelta(days=10)
-    sim.set_today(failed_day)  # the initial load, ten days ago
+    sim_today.set_today(failed_day)  # the initial load, ten days ago
     initial = (yesterday - timedelta(days=59)).isoformat(), (failed_day - timedelta(days=1)).isoformat()
-    assert materialize_trend(local_instance, sim, database_url, start=initial[0], end=initial[1]).success
-    sim.set_today(None)
-    sim.inject(kols[0], "code_500")  # that morning's run fails for one KOL
-    assert not materialize_trend(local_instance, sim, database_url, start=failed_day.isoformat()).success
+    assert materialize_trend(local_instance, sim_today, database_url, start=initial[0], end=initial[1]).success
+    sim_today.set_today(None)
+    sim_today.inject(kols[0], "code_500")  # that morning's run fails for one KOL
+    assert not materialize_trend(local_instance, sim_today, database_url, start=failed_day.isoformat()).success
     assert partition_status(local_instance, failed_day, failed_day) == {failed_day.isoformat(): "FAILED"}
-    sim.clear_faults()
-    sim.reset_counters()
+    sim_today.clear_faults()
+    sim_today.reset_counters()
 
     request = schedule_tick(local_instance, today, database_url)  # and the daemon was down since: one tick catches up
     assert request.tags[RANGE_START_TAG] == failed_day.isoformat()
     assert request.tags[RANGE_END_TAG] == yesterday.isoformat()
     result = materialize_trend(
-        local_instance, sim, database_url, start=failed_day.isoformat(), end=yesterday.isoformat()
+        local_instance, sim_today, database_url, start=failed_day.isoformat(), end=yesterday.isoformat()
     )
     assert result.success
-    assert sim.billed_calls == 2  # only the KOL whose calls failed; the other's window already covered the range
+    assert sim_today.billed_calls == 2  # only the KOL whose calls failed; the other's window already covered the range
     assert set(partition_status(local_instance, failed_day, yesterday).values()) == {"MATERIALIZED"}
     assert read_status(engine, days=11, today=today).ok
 

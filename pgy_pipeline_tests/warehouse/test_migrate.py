@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -30,19 +29,6 @@ from pgy_pipeline_tests.support.db import fresh_database, libpq_url
 CONTRACT_TABLES = {"tracked_kol", "kol_fans_trend", "kol_fans_trend_revision", "fetch_log", "raw_response"}
 
 
-@pytest.fixture
-def database_url(empty_database_url: str) -> str:
-    """These tests migrate for themselves: an empty database, not a copy of the migrated template."""
-    return empty_database_url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def _recorded(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.scalars(text("select name from pgy.schema_migrations order by name")))
@@ -60,28 +46,28 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_upgrade_applies_every_file_once(engine: Engine) -> None:
+def test_upgrade_applies_every_file_once(bare_engine: Engine) -> None:
     names = [m.name for m in available()]
-    assert upgrade(engine) == names
-    assert upgrade(engine) == []  # second run: nothing to do
-    assert _recorded(engine) == names
-    assert _tables(engine) >= CONTRACT_TABLES
+    assert upgrade(bare_engine) == names
+    assert upgrade(bare_engine) == []  # second run: nothing to do
+    assert _recorded(bare_engine) == names
+    assert _tables(bare_engine) >= CONTRACT_TABLES
 
 
-def test_contract_constraints(engine: Engine) -> None:
-    upgrade(engine)
-    with pytest.raises(Exception, match="kol_fans_trend_increase_type"), engine.begin() as conn:
+def test_contract_constraints(bare_engine: Engine) -> None:
+    upgrade(bare_engine)
+    with pytest.raises(Exception, match="kol_fans_trend_increase_type"), bare_engine.begin() as conn:
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'followers', 1)"))
-    with pytest.raises(Exception, match="not-null"), engine.begin() as conn:
+    with pytest.raises(Exception, match="not-null"), bare_engine.begin() as conn:
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'new_fans', null)"))
-    with pytest.raises(Exception, match="kol_fans_trend_pkey"), engine.begin() as conn:
+    with pytest.raises(Exception, match="kol_fans_trend_pkey"), bare_engine.begin() as conn:
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'new_fans', 1)"))
         conn.execute(text("insert into pgy.kol_fans_trend values ('k', '2026-01-01', 'new_fans', 2)"))
 
 
 @pytest.mark.subprocess
-def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine: Engine) -> None:
-    env = {**os.environ, "PGY_DATABASE_URL": database_url}
+def test_two_processes_upgrading_at_once_both_succeed(empty_database_url: str, bare_engine: Engine) -> None:
+    env = {**os.environ, "PGY_DATABASE_URL": empty_database_url}
     command = [sys.executable, "-m", "pgy_pipeline.cli", "db", "upgrade"]
     procs = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"
@@ -92,84 +78,84 @@ def test_two_processes_upgrading_at_once_both_succeed(database_url: str, engine:
     names = [m.name for m in available()]
     # One applied everything; the other waited on the advisory lock, then found nothing to do.
     assert stdout == sorted([f"applied {len(names)} migration(s): {', '.join(names)}\n", "schema up to date\n"])
-    assert _recorded(engine) == names
+    assert _recorded(bare_engine) == names
 
 
 @pytest.mark.subprocess
-def test_cli_upgrade_twice_creates_the_contract(database_url: str, engine: Engine) -> None:
-    first = _cli(database_url, "db", "upgrade")
+def test_cli_upgrade_twice_creates_the_contract(empty_database_url: str, bare_engine: Engine) -> None:
+    first = _cli(empty_database_url, "db", "upgrade")
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("applied ") and "0001_" in first.stdout
-    second = _cli(database_url, "db", "upgrade")
+    second = _cli(empty_database_url, "db", "upgrade")
     assert (second.returncode, second.stdout) == (0, "schema up to date\n")
-    assert _tables(engine) >= CONTRACT_TABLES
+    assert _tables(bare_engine) >= CONTRACT_TABLES
 
 
 @pytest.mark.subprocess
-def test_database_with_an_unknown_migration_is_refused(database_url: str, engine: Engine) -> None:
-    upgrade(engine)
-    with engine.begin() as conn:
+def test_database_with_an_unknown_migration_is_refused(empty_database_url: str, bare_engine: Engine) -> None:
+    upgrade(bare_engine)
+    with bare_engine.begin() as conn:
         conn.execute(
             text("insert into pgy.schema_migrations (name, checksum) values ('9999_from_the_future.sql', 'x')")
         )
     with pytest.raises(MigrationError, match=r"9999_from_the_future\.sql.*newer than this code.*Upgrade pgy-pipeline"):
-        upgrade(engine)
-    result = _cli(database_url, "db", "upgrade")
+        upgrade(bare_engine)
+    result = _cli(empty_database_url, "db", "upgrade")
     assert result.returncode == 1
     assert "9999_from_the_future.sql" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_changed_applied_file_is_refused_and_nothing_applied(engine: Engine, tmp_path: Path) -> None:
+def test_changed_applied_file_is_refused_and_nothing_applied(bare_engine: Engine, tmp_path: Path) -> None:
     sql_dir = tmp_path / "sql"
     shutil.copytree(str(shipped_sql_dir()), sql_dir)  # installed on the file system
     first = sorted(sql_dir.glob("0001_*.sql"))[0]
-    upgrade(engine, sql_dir)
+    upgrade(bare_engine, sql_dir)
     first.write_text(first.read_text() + "\nCREATE INDEX edited_after_release ON pgy.tracked_kol (label);\n")
     (sql_dir / "9000_new.sql").write_text("CREATE TABLE pgy.should_not_exist (x int);\n")
     with pytest.raises(MigrationError, match=f"{first.name}.*changed after being applied.*new numbered file"):
-        upgrade(engine, sql_dir)
-    assert "should_not_exist" not in _tables(engine)
+        upgrade(bare_engine, sql_dir)
+    assert "should_not_exist" not in _tables(bare_engine)
 
 
-def test_comments_of_an_applied_file_may_be_corrected(engine: Engine, tmp_path: Path) -> None:
+def test_comments_of_an_applied_file_may_be_corrected(bare_engine: Engine, tmp_path: Path) -> None:
     """A migration is what it executes: rewording its comments does not make deployed databases refuse it."""
     sql_dir = tmp_path / "sql"
     shutil.copytree(str(shipped_sql_dir()), sql_dir)
     first = sorted(sql_dir.glob("0001_*.sql"))[0]
-    upgrade(engine, sql_dir)
+    upgrade(bare_engine, sql_dir)
     first.write_text("-- a reworded header\n\n" + first.read_text() + "\n-- and a note at the end\n")
-    assert upgrade(engine, sql_dir) == []
+    assert upgrade(bare_engine, sql_dir) == []
 
 
-def test_databases_migrated_by_earlier_releases_are_accepted(engine: Engine) -> None:
+def test_databases_migrated_by_earlier_releases_are_accepted(bare_engine: Engine) -> None:
     """Earlier releases recorded the sha256 of the whole file; those records (also of files whose header
     comments were reworded since) still mean "applied, same statements"."""
-    upgrade(engine)
-    with engine.begin() as conn:
+    upgrade(bare_engine)
+    with bare_engine.begin() as conn:
         for m in available():
             conn.execute(
                 text("update pgy.schema_migrations set checksum = :c where name = :n"),
                 {"c": _RECORDED_BEFORE_COMMENT_EDITS.get(m.name, m.file_checksum), "n": m.name},
             )
-    assert upgrade(engine) == []
-    assert pending(engine) == []
+    assert upgrade(bare_engine) == []
+    assert pending(bare_engine) == []
 
 
-def test_failing_migration_is_rolled_back_and_retried_later(engine: Engine, tmp_path: Path) -> None:
+def test_failing_migration_is_rolled_back_and_retried_later(bare_engine: Engine, tmp_path: Path) -> None:
     sql_dir = tmp_path / "sql"
     shutil.copytree(str(shipped_sql_dir()), sql_dir)  # installed on the file system
     broken = sql_dir / "9000_broken.sql"
     broken.write_text("CREATE TABLE pgy.half_done (x int);\nSELECT no_such_function();\n")
     with pytest.raises(MigrationError, match=r"9000_broken\.sql failed and was rolled back"):
-        upgrade(engine, sql_dir)
-    assert "half_done" not in _tables(engine)
+        upgrade(bare_engine, sql_dir)
+    assert "half_done" not in _tables(bare_engine)
     broken.write_text("CREATE TABLE pgy.half_done (x int);\n")
-    assert upgrade(engine, sql_dir) == ["9000_broken.sql"]
+    assert upgrade(bare_engine, sql_dir) == ["9000_broken.sql"]
 
 
-def test_missing_sql_directory_says_how_to_install(engine: Engine, tmp_path: Path) -> None:
+def test_missing_sql_directory_says_how_to_install(bare_engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match=r"not found: reinstall pgy-pipeline \(pip install \."):
-        upgrade(engine, tmp_path / "nowhere")
+        upgrade(bare_engine, tmp_path / "nowhere")
 
 
 @pytest.mark.embedded

@@ -48,10 +48,10 @@ def _age_run(engine: Engine, run_id: str) -> None:
 
 
 def test_successful_bodies_are_packed_compressed_and_read_back_verbatim(
-    engine: Engine, sim: Simulator, yesterday: date
+    engine: Engine, sim_today: Simulator, yesterday: date
 ) -> None:
     track(engine, 20)
-    with client_for(sim) as client:
+    with client_for(sim_today) as client:
         run_range(engine, client, yesterday, yesterday, run_id="r1")
     ids = [int(i) for i in _scalar_list(engine, "select id from pgy.fetch_log where outcome = 'ok' order by id")]
     assert len(ids) == 40
@@ -74,15 +74,15 @@ def _scalar_list(engine: Engine, sql: str) -> list[Any]:
 
 
 def test_replay_after_a_retention_pass_restores_what_the_retained_bodies_hold(
-    engine: Engine, sim: Simulator, today: date, yesterday: date
+    engine: Engine, sim_today: Simulator, today: date, yesterday: date
 ) -> None:
     track(engine, 4)
-    sim.set_today(today - timedelta(days=40))  # a run 40 days ago: its bodies will have expired
-    old_day = sim.latest_date
-    with client_for(sim) as client:
+    sim_today.set_today(today - timedelta(days=40))  # a run 40 days ago: its bodies will have expired
+    old_day = sim_today.latest_date
+    with client_for(sim_today) as client:
         run_range(engine, client, old_day, old_day, run_id="old")
-    sim.set_today(None)
-    with client_for(sim) as client:
+    sim_today.set_today(None)
+    with client_for(sim_today) as client:
         run_range(engine, client, yesterday, yesterday, run_id="new")
     _age_run(engine, "old")
     gone = expire(engine, retention_days=60)
@@ -102,7 +102,7 @@ def test_replay_after_a_retention_pass_restores_what_the_retained_bodies_hold(
     assert report.updated == 4 * 2 * (window - 1)  # every other date of the retained window, one revision each
     retained_start = yesterday - timedelta(days=window - 1)
     for (kol, day, series), num in stored(engine, first, yesterday).items():
-        truth = sim.truth(kol, Series(series), day)
+        truth = sim_today.truth(kol, Series(series), day)
         assert truth is not None
         # Dates only an expired body held keep what the warehouse has: nothing is left to replay them from.
         assert num == (truth if day >= retained_start else truth + 1000), (kol, day, series)
@@ -128,19 +128,19 @@ def test_pipeline_role_cannot_delete_bodies_but_can_expire_them(engine: Engine, 
 def test_cli_replay_reloads_a_lost_day_from_the_retained_bodies(
     engine: Engine,
     database_url: str,
-    sim: Simulator,
+    sim_today: Simulator,
     yesterday: date,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     track(engine, 3)
-    with client_for(sim) as client:
+    with client_for(sim_today) as client:
         run_range(engine, client, yesterday, yesterday, run_id="r1")
     with engine.begin() as conn:
         conn.execute(text("delete from pgy.kol_fans_trend where date_key = :d"), {"d": yesterday})
-    billed = sim.billed_calls
+    billed = sim_today.billed_calls
     monkeypatch.setenv("PGY_DATABASE_URL", database_url)
     assert main(["db", "replay", "--since", (yesterday - timedelta(days=3)).isoformat()]) == 0
     assert "6 successful call(s)" in capsys.readouterr().out
     assert len(stored(engine, yesterday, yesterday)) == 3 * 2  # back, from the bodies
-    assert sim.billed_calls == billed  # nothing asked of the API
+    assert sim_today.billed_calls == billed  # nothing asked of the API

@@ -73,7 +73,7 @@ def login_engine() -> Iterator[list[Engine]]:
 
 def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
     etl_url: str,
-    sim: Simulator,
+    sim_today: Simulator,
     instance: DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -92,16 +92,16 @@ def test_etl_login_runs_partitions_and_manages_kols_without_ddl(
 
     result = materialize(  # the daily run: the trend, then its anomalies (which replace their dates' rows)
         [kol_fans_trend, kol_fans_anomaly],
-        resources=dagster_resources(sim, etl_url),
+        resources=dagster_resources(sim_today, etl_url),
         instance=instance,
         partition_key=str(yesterday),
     )
     assert result.success
-    assert sim.billed_calls == 6
+    assert sim_today.billed_calls == 6
 
     etl = create_engine(etl_url)
     login_engine.append(etl)
-    with client_for(sim) as client:
+    with client_for(sim_today) as client:
         report = run_range(etl, client, yesterday, yesterday, run_id="etl-forced", force=True)
     assert (report.problems, report.calls_ok, report.rows_unchanged) == ([], 6, 180)
     assert len(stored(etl, yesterday, yesterday)) == 6
@@ -179,7 +179,7 @@ def test_reader_login_gets_status_and_cannot_change_the_kols(
 def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
     engine: Engine,
     etl_url: str,
-    sim: Simulator,
+    sim_today: Simulator,
     instance: DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -192,13 +192,13 @@ def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
 
     etl = create_engine(etl_url)
     login_engine.append(etl)
-    with client_for(sim) as client, pytest.raises(MigrationError, match=OWNER_MUST_UPGRADE) as raised:
+    with client_for(sim_today) as client, pytest.raises(MigrationError, match=OWNER_MUST_UPGRADE) as raised:
         run_range(etl, client, yesterday, yesterday, run_id="outdated")
     assert "0016_etl_role.sql" in str(raised.value) and "pgy_t_pgy_etl_" in str(raised.value)
 
     failed = materialize(
         [kol_fans_trend],
-        resources=dagster_resources(sim, etl_url),
+        resources=dagster_resources(sim_today, etl_url),
         instance=instance,
         partition_key=str(yesterday),
         raise_on_error=False,
@@ -207,7 +207,7 @@ def test_outdated_schema_tells_the_etl_login_that_the_owner_must_upgrade(
     (event,) = [e for e in failed.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     info = event.step_failure_data.user_failure_data
     assert info is not None and "the schema owner must run `pgy-pipeline db upgrade`" in (info.description or "")
-    assert sim.billed_calls == 0  # refused before any call
+    assert sim_today.billed_calls == 0  # refused before any call
     capsys.readouterr()  # Dagster's own log lines
 
     for argv in (("kols", "list"), ("status",), ("db", "upgrade")):
@@ -253,7 +253,7 @@ SELECT f.kol_id FROM pgy.fetch_log f JOIN pgy.fetch_log_loaded l ON l.fetch_log_
 
 
 def test_a_deployed_warehouse_keeps_its_loaded_marks_and_the_logins_use_the_new_table(
-    admin_url: str, sim: Simulator, tmp_path: Path, yesterday: date
+    admin_url: str, sim_today: Simulator, tmp_path: Path, yesterday: date
 ) -> None:
     """A warehouse deployed while "loaded" was a pgy.fetch_log column, its roles set up long before: the owner's
     upgrade carries each mark over and drops the column, and the logins reach the table created after them."""
@@ -277,11 +277,11 @@ def test_a_deployed_warehouse_keeps_its_loaded_marks_and_the_logins_use_the_new_
             with login_role(admin_url, db, "pgy_etl") as etl_url:
                 etl = create_engine(etl_url)
                 try:
-                    with client_for(sim) as client:
+                    with client_for(sim_today) as client:
                         report = run_range(etl, client, yesterday, yesterday, run_id="after-upgrade")
                 finally:
                     etl.dispose()
-            assert report.problems == [] and sim.billed_calls == 2
+            assert report.problems == [] and sim_today.billed_calls == 2
             with owner.connect() as conn:
                 assert list(conn.scalars(text(_MARKED))) == ["old_loaded", tracked, tracked]  # the run's two calls
             with login_role(admin_url, db, "pgy_reader") as reader_url:

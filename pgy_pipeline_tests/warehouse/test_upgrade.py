@@ -7,13 +7,10 @@ inserted here as it wrote them: bodies one row each in pgy.raw_response, for suc
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.migrate import available, shipped_sql_dir, upgrade
 from pgy_pipeline.warehouse.raw_archive import expire, retained_bodies
 
@@ -55,47 +52,34 @@ VALUES ('kolA', 'total_fans', '2026-07-30', 1);
 """
 
 
-@pytest.fixture
-def database_url(empty_database_url: str) -> str:
-    """Built from the previous release's migrations, not a copy of the current template."""
-    return empty_database_url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def _snapshot(engine: Engine) -> dict[str, list[str]]:
     with engine.connect() as conn:
         return {t: sorted(conn.scalars(text(f"select r::text from pgy.{t} r"))) for t in TABLES}
 
 
-def test_previous_release_upgrades_without_losing_a_row_revision_or_body(engine: Engine, tmp_path: Path) -> None:
+def test_previous_release_upgrades_without_losing_a_row_revision_or_body(bare_engine: Engine, tmp_path: Path) -> None:
     previous = tmp_path / "sql"
     previous.mkdir()
     for migration in available():
         if migration.name < ARCHIVE_MIGRATION:
             shutil.copy(Path(str(shipped_sql_dir() / migration.name)), previous / migration.name)
-    upgrade(engine, previous)
-    with engine.begin() as conn:
+    upgrade(bare_engine, previous)
+    with bare_engine.begin() as conn:
         conn.exec_driver_sql(PREVIOUS_RELEASE_ROWS)
-    before = _snapshot(engine)
+    before = _snapshot(bare_engine)
     assert sum(len(rows) for rows in before.values()) == 2 + 3 + 1 + 4 + 4 + 2 + 1
 
-    assert ARCHIVE_MIGRATION in upgrade(engine)
-    assert _snapshot(engine) == before  # every row, revision and body, unchanged
-    bodies = retained_bodies(engine, [1, 2, 3, 4])  # readable through the archive's one reader
+    assert ARCHIVE_MIGRATION in upgrade(bare_engine)
+    assert _snapshot(bare_engine) == before  # every row, revision and body, unchanged
+    bodies = retained_bodies(bare_engine, [1, 2, 3, 4])  # readable through the archive's one reader
     assert sorted((b.fetch_log_id, b.kind) for b in bodies.values()) == [(1, "j"), (2, "t"), (3, "j"), (4, "b")]
     assert bodies[2].raw == b"<html>maintenance</html>" and bodies[4].raw == b"\xff\x00\xfe"
 
     # The first retention pass: the successful call's body older than the window goes, the failed call's
     # body of the same age stays (kept a year), the recent ones stay.
-    expire(engine, retention_days=60)
-    assert sorted(retained_bodies(engine, [1, 2, 3, 4])) == [2, 3, 4]
-    after = _snapshot(engine)
+    expire(bare_engine, retention_days=60)
+    assert sorted(retained_bodies(bare_engine, [1, 2, 3, 4])) == [2, 3, 4]
+    after = _snapshot(bare_engine)
     assert {t: rows for t, rows in after.items() if t != "raw_response"} == {
         t: rows for t, rows in before.items() if t != "raw_response"
     }
