@@ -73,12 +73,16 @@ def disposed_after(instance: Any) -> Iterator[Any]:
 
     In Dagster 1.13.27 `DagsterInstance.__exit__` disposes the instance but leaves its defs-state storage set
     as the current one (`__enter__` sets a context variable nothing resets), so a later definitions load in
-    the same test process reaches the disposed instance ("undefined DagsterInstance weakref").
+    the same test process reaches the disposed instance ("undefined DagsterInstance weakref"). Contexts built
+    on the instance (`build_schedule_context`) enter it too: the current storage is restored on leaving.
     """
-    try:
-        yield instance
-    finally:
-        instance.dispose()
+    from dagster._core.storage.defs_state.base import DefsStateStorage, set_defs_state_storage
+
+    with set_defs_state_storage(DefsStateStorage.get()):
+        try:
+            yield instance
+        finally:
+            instance.dispose()
 
 
 def schedule_tick(instance: Any, today: date, database_url: str) -> Any:
