@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,12 +19,9 @@ from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializa
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
-from pgy_pipeline_tests.support.db import fresh_database
 from pgy_pipeline_tests.support.warehouse import track
 from pgy_pipeline_tests.support.webhook import receiver
 
@@ -57,26 +53,22 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, log: Path)
 def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
     engine: Engine,
     sim_today: Simulator,
-    admin_url: str,
+    dagster_home: Path,
+    dagster_storage_url: str,
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     yesterday: date,
 ) -> None:
     track(engine, 2)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
     log = tmp_path / "daemon.log"
     with (
-        fresh_database(admin_url, prefix="dagster_t") as storage,
         receiver("dingtalk") as chat,
         process_group() as processes,
     ):
-        storage_url = make_url(storage).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         env = pgy_env(
-            home, database_url, sim_today.base_url, sim_today.token,
-            DAGSTER_PG_URL=storage_url,
+            dagster_home, database_url, sim_today.base_url, sim_today.token,
+            DAGSTER_PG_URL=dagster_storage_url,
             PGY_ALERT_WEBHOOK_URL=f"{chat.base_url}/robot/send?access_token=ding-access-0001",
             PGY_ALERT_WEBHOOK_KIND="dingtalk",
             PGY_ALERT_WEBHOOK_SECRET=SECRET,
@@ -84,8 +76,8 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
             FRESHNESS_DAEMON_INTERVAL_SECONDS="5",
         )  # fmt: skip
         spawn([str(BIN / "dagster-daemon"), "run", "-m", "pgy_pipeline.definitions"], env, log, processes)
-        monkeypatch.setenv("DAGSTER_PG_URL", storage_url)
-        with DagsterInstance.from_config(str(home)) as instance:
+        monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url)
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
             # Both alert sensors run by default because a webhook is configured; their first tick starts them.
             _wait(
                 lambda: min(_ticks(instance, RUN_SENSOR), _ticks(instance, EVENT_SENSOR)) > 0,

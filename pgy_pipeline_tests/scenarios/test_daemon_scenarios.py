@@ -12,24 +12,20 @@ One deployment (Postgres storage, run queue, API pool) serves two scenarios in t
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from pgy_pipeline.china_time import CHINA_TZ, china_today
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pgy_pipeline.deploy import DAGSTER_YAML
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.support.dagster import disposed_after, materialize_trend, partition_status
+from pgy_pipeline_tests.support.dagster import disposed_after, materialize_trend, partition_keys, partition_status
 from pgy_pipeline_tests.support.dagster_procs import (
     BIN,
     LAUNCH_BACKFILL,
@@ -43,19 +39,11 @@ from pgy_pipeline_tests.support.dagster_procs import (
     wait_for,
     wait_for_runs,
 )
-from pgy_pipeline_tests.support.db import fresh_database
 from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 SCHEDULE = "kol_fans_trend_daily"
-
-
-@pytest.fixture
-def dagster_storage_url(admin_url: str) -> Iterator[str]:
-    """Dagster's own storage in a database of its own (psycopg2 driver, as dagster-postgres needs)."""
-    with fresh_database(admin_url, prefix="dagster_t") as url:
-        yield make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
 def _tick_time() -> datetime:
@@ -64,37 +52,31 @@ def _tick_time() -> datetime:
     return (now + timedelta(minutes=2 if now.second > 30 else 1)).replace(second=0, microsecond=0)
 
 
-def _keys(start: date, end: date) -> list[str]:
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-
-
 @pytest.mark.timeout(900)  # a real daemon over several ticks and runs: slow on a loaded machine
 def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_daemon(
     engine: Engine,
     sim_today: Simulator,
     database_url: str,
+    dagster_home: Path,
     dagster_storage_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     yesterday = china_today() - timedelta(days=1)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url)
     kols = track(engine, 3)
 
     # Until four days ago all ran well: partitions of the last 30 days up to then are materialised.
     sim_today.set_today(yesterday - timedelta(days=3))
     seeded = (yesterday - timedelta(days=29)).isoformat(), (yesterday - timedelta(days=4)).isoformat()
-    with disposed_after(DagsterInstance.from_config(str(home))) as instance:
+    with disposed_after(DagsterInstance.from_config(str(dagster_home))) as instance:
         assert materialize_trend(instance, sim_today, database_url, start=seeded[0], end=seeded[1]).success
     sim_today.set_today(None)
     sim_today.reset_counters()
 
     tick = _tick_time()
     env = pgy_env(
-        home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url,
+        dagster_home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url,
         PGY_SCHEDULE_TIME=f"{tick:%H:%M}", PGY_PUBLISH_LAG_WAIT_S="3", PGY_PUBLISH_LAG_RETRIES="5",
         PGY_PARTITIONS_START="2025-01-01",  # this deployment keeps partitions older than the API's horizon
     )  # fmt: skip
@@ -142,7 +124,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         sim_today.reset_counters()
         oldest = yesterday - timedelta(days=59)
         start, end = oldest - timedelta(days=3), oldest + timedelta(days=2)
-        params = {"partitionNames": _keys(start, end), "assetSelection": [{"path": ["kol_fans_trend"]}]}
+        params = {"partitionNames": partition_keys(start, end), "assetSelection": [{"path": ["kol_fans_trend"]}]}
         launched = gql(graphql, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         (backfill_run,) = wait_for_runs(graphql, ("dagster/backfill", launched["backfillId"]), timeout_s=300)
@@ -155,9 +137,11 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
             end.isoformat(),
         )
     assert sim_today.billed_calls == 2 * len(kols)  # the backfill's windows; the follow-up billed nothing
-    with disposed_after(DagsterInstance.from_config(str(home))) as instance:
+    with disposed_after(DagsterInstance.from_config(str(dagster_home))) as instance:
         status = partition_status(instance, start, end)
-        assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}
+        assert status == {
+            k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in partition_keys(start, end)
+        }
         assert set(partition_status(instance, *healed).values()) == {"MATERIALIZED"}
         records = instance.get_records_for_run(
             followups[0]["runId"], of_type=DagsterEventType.ASSET_CHECK_EVALUATION

@@ -56,13 +56,18 @@ def step_failure(result: Any) -> tuple[str, dict[str, Any]]:
     return info.description or "", {k: v.value for k, v in info.metadata.items()}
 
 
+def partition_keys(start: date, end: date) -> list[str]:
+    """The daily partition keys start..end."""
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
 def partition_status(instance: Any, start: date, end: date) -> dict[str, str]:
     """Dagster's status of each partition start..end as the UI shows it: MATERIALIZED, FAILED, … or MISSING."""
     from dagster import AssetKey
 
     from pgy_pipeline.defs.partitions import partitions_def
 
-    keys = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    keys = partition_keys(start, end)
     found = instance.get_status_by_partition(AssetKey("kol_fans_trend"), keys, partitions_def) or {}
     return {k: (found[k].value if found.get(k) else "MISSING") for k in keys}
 

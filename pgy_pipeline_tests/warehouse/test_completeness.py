@@ -28,7 +28,13 @@ from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.defs.sensors import checks_followup_sensor
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
-from pgy_pipeline_tests.support.dagster import materialize_trend, partition_status, schedule_tick, step_failure
+from pgy_pipeline_tests.support.dagster import (
+    materialize_trend,
+    partition_keys,
+    partition_status,
+    schedule_tick,
+    step_failure,
+)
 from pgy_pipeline_tests.support.warehouse import stored, track
 
 
@@ -46,10 +52,6 @@ def _not_served(engine: Engine) -> dict[tuple[str, str], list[date]]:
         for kol_id, reason, day in rows:
             out.setdefault((kol_id, reason), []).append(day)
         return out
-
-
-def _keys(start: date, end: date) -> list[str]:
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
 def _followup(instance: DagsterInstance, failed: ExecuteInProcessResult) -> object:
@@ -185,7 +187,7 @@ def test_mixed_backfill_materialises_the_reachable_partitions_and_marks_the_rest
     assert len(stored(engine, start, end)) == 2 * 2 * 5
     assert md["dagster/row_count"] == 20
     status = partition_status(instance, start, end)
-    assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in _keys(start, end)}
+    assert status == {k: ("FAILED" if k < oldest.isoformat() else "MATERIALIZED") for k in partition_keys(start, end)}
     last_run = read_status(engine, today=china_today()).last_run
     assert last_run is not None and last_run.outcome.startswith("failed (5 date(s) lost for good")
 

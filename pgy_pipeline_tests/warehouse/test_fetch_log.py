@@ -6,11 +6,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from pgy_pipeline.model import Attempt, CallResult, Endpoint, Outcome, Series, TrendPoint
 from pgy_pipeline.warehouse.fetch_log import record_calls
 from pgy_pipeline.warehouse.load import LoadRejected, load_points
+from pgy_pipeline_tests.support.warehouse import query_rows
 
 
 def _attempt(n: int, outcome: Outcome, code: int | None, body: bytes | None, *, http: int = 200, **kw: Any) -> Attempt:
@@ -23,11 +24,6 @@ def _attempt(n: int, outcome: Outcome, code: int | None, body: bytes | None, *, 
 
 def _call(kol: str, series: Series, outcome: Outcome, attempts: tuple[Attempt, ...], points=()) -> CallResult:
     return CallResult(kol, series, Endpoint.LEGACY_V1, 10, 30, outcome, attempts, tuple(points), 2, 0.01)
-
-
-def _rows(engine: Engine, sql: str) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql))]
 
 
 def test_every_attempt_is_a_row_and_ok_calls_return_their_final_id(engine: Engine) -> None:
@@ -51,7 +47,7 @@ def test_every_attempt_is_a_row_and_ok_calls_return_their_final_id(engine: Engin
         _call("k2", Series.NEW_FANS, Outcome.NOT_ATTEMPTED, ()),
     ]
     ids = record_calls(engine, results, run_id="r1", partition_start=date(2026, 3, 1), partition_end=date(2026, 3, 8))
-    rows = _rows(engine, "SELECT * FROM pgy.fetch_log ORDER BY id")
+    rows = query_rows(engine, "SELECT * FROM pgy.fetch_log ORDER BY id")
     assert [(r["kol_id"], r["increase_type"], r["attempt"], r["outcome"], r["is_final"]) for r in rows] == [
         ("k1", "total_fans", 1, "retry", False),
         ("k1", "total_fans", 2, "ok", True),
@@ -82,8 +78,8 @@ def test_raw_bodies_are_kept_as_json_text_or_bytes(engine: Engine) -> None:
         for i, body in enumerate(bodies.values())
     ]
     record_calls(engine, results, run_id=None, partition_start=None, partition_end=None)
-    rows = _rows(engine, "SELECT f.kol_id, r.body, r.body_text, r.body_bytes FROM pgy.raw_response r "
-                         "JOIN pgy.fetch_log f ON f.id = r.fetch_log_id ORDER BY f.kol_id")  # fmt: skip
+    rows = query_rows(engine, "SELECT f.kol_id, r.body, r.body_text, r.body_bytes FROM pgy.raw_response r "
+                              "JOIN pgy.fetch_log f ON f.id = r.fetch_log_id ORDER BY f.kol_id")  # fmt: skip
     assert rows[0]["body"] == {"code": 0, "data": None}
     assert rows[1]["body_text"] == bodies["html"].decode()
     assert bytes(rows[2]["body_bytes"]) == bodies["latin1"]
@@ -94,14 +90,14 @@ def test_a_nul_in_a_message_does_not_lose_the_attempt(engine: Engine) -> None:
     attempt = _attempt(1, Outcome.FAILED, 404, b'{"code":404}', message="bad\x00message")
     record_calls(engine, [_call("k1", Series.NEW_FANS, Outcome.FAILED, (attempt,))], run_id="r",
                  partition_start=None, partition_end=None)  # fmt: skip
-    assert _rows(engine, "SELECT api_message FROM pgy.fetch_log")[0]["api_message"] == "bad\ufffdmessage"
+    assert query_rows(engine, "SELECT api_message FROM pgy.fetch_log")[0]["api_message"] == "bad\ufffdmessage"
 
 
 def test_nothing_to_record_touches_nothing(engine: Engine) -> None:
     assert record_calls(engine, [], run_id="r", partition_start=None, partition_end=None) == {}
 
 
-def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_its_rows(engine: Engine) -> None:
+def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_itsquery_rows(engine: Engine) -> None:
     good = [TrendPoint("k1", date(2026, 3, d), "total_fans", 100 + d) for d in (7, 8)]
     bad = [TrendPoint("k2", date(2026, 3, 7), "total_fans", 5), TrendPoint("k2", date(2026, 3, 7), "total_fans", 6)]
     ok = (_attempt(1, Outcome.OK, 0, b'{"code":0}'),)
@@ -117,7 +113,7 @@ def test_a_call_is_marked_loaded_only_by_the_transaction_that_stores_its_rows(en
     assert _loaded(engine) == {"k1": True, "k2": False, "k3": True}
     load_points(engine, good, fetch_ids={("k1", "total_fans"): ids[("k1", "total_fans")]})  # the same calls again
     assert _loaded(engine) == {"k1": True, "k2": False, "k3": True}
-    assert _rows(engine, "SELECT count(*) AS n FROM pgy.fetch_log_loaded") == [{"n": 2}]
+    assert query_rows(engine, "SELECT count(*) AS n FROM pgy.fetch_log_loaded") == [{"n": 2}]
 
 
 def _loaded(engine: Engine) -> dict[str, bool]:
@@ -126,7 +122,7 @@ def _loaded(engine: Engine) -> dict[str, bool]:
         "SELECT f.kol_id, l.fetch_log_id IS NOT NULL AS loaded FROM pgy.fetch_log f "
         "LEFT JOIN pgy.fetch_log_loaded l ON l.fetch_log_id = f.id"
     )
-    return {r["kol_id"]: r["loaded"] for r in _rows(engine, sql)}
+    return {r["kol_id"]: r["loaded"] for r in query_rows(engine, sql)}
 
 
 def _envelope(rate: bytes) -> bytes:
@@ -164,8 +160,8 @@ def test_no_body_fails_the_chunk_it_arrives_in(engine: Engine) -> None:
     ]
     ids = record_calls(engine, results, run_id="r", partition_start=None, partition_end=None)
     assert set(ids) == {("good", "total_fans")}  # the good call's result is recorded, ready to load
-    rows = _rows(engine, "SELECT f.kol_id, r.body::text AS body, r.body_text, r.body_bytes FROM pgy.raw_response r "
-                         "JOIN pgy.fetch_log f ON f.id = r.fetch_log_id")  # fmt: skip
+    rows = query_rows(engine, "SELECT f.kol_id, r.body::text AS body, r.body_text, r.body_bytes "
+                              "FROM pgy.raw_response r JOIN pgy.fetch_log f ON f.id = r.fetch_log_id")  # fmt: skip
     kept = {r["kol_id"]: next((c, v) for c, v in r.items() if c != "kol_id" and v is not None) for r in rows}
     for name, (body, column) in EDGE_BODIES.items():
         stored_in, value = kept[name]

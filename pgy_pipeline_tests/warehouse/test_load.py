@@ -11,32 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from pgy_pipeline.model import BIGINT_MAX, Series, TrendPoint
+from pgy_pipeline.model import BIGINT_MAX, TrendPoint
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import LoadCounts, LoadRejected, load_points
-
-LAST = date(2026, 3, 31)
-KOL = "5f0e8a1b2c3d4e5f6a7b8c9d"
-TOTAL, NEW = Series.TOTAL_FANS.value, Series.NEW_FANS.value
-
-
-def value(kol_id: str, series: str, day: date) -> int:
-    """A deterministic series: what the API would answer for that KOL, series and date."""
-    base = sum(map(ord, kol_id)) * 100
-    offset = (day - date(2026, 1, 1)).days
-    return base + 7 * offset if series == TOTAL else (offset * 13 + base) % 11
-
-
-def window(kol_id: str, series: str, days: int, last: date = LAST) -> list[TrendPoint]:
-    """The API's answer: `days` consecutive dates ending at `last`, oldest first."""
-    dates = [last - timedelta(days=days - 1 - i) for i in range(days)]
-    return [TrendPoint(kol_id, d, series, value(kol_id, series, d)) for d in dates]
-
-
-def stored(engine: Engine) -> dict[tuple[str, date, str], int]:
-    with engine.connect() as conn:
-        rows = conn.execute(text("select kol_id, date_key, increase_type, num from pgy.kol_fans_trend"))
-        return {(k, d, t): n for k, d, t, n in rows}
+from pgy_pipeline_tests.support.warehouse import KOL, LAST, NEW, TOTAL, stored, window
 
 
 def revisions(engine: Engine) -> list[tuple[Any, ...]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +13,7 @@ from pgy_pipeline.model import TrendPoint
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline_tests.support.db import libpq_url
+from pgy_pipeline_tests.support.warehouse import query_rows
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sql" / "examples"
 START = date(2026, 1, 1)
@@ -35,29 +35,26 @@ def _known_dataset(engine: Engine) -> None:
     load_points(engine, points)
 
 
-def _rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
 def test_kol_daily_puts_both_series_side_by_side_with_the_change_of_totals(engine: Engine) -> None:
     _known_dataset(engine)
-    rows = _rows(engine, "SELECT * FROM pgy.kol_daily WHERE kol_id = 'kol_a' ORDER BY date_key")
+    rows = query_rows(engine, "SELECT * FROM pgy.kol_daily WHERE kol_id = 'kol_a' ORDER BY date_key")
     assert len(rows) == DAYS
     assert rows[0] == {"kol_id": "kol_a", "date_key": START, "total_fans": 1000, "new_fans": 10, "total_change": None}
     assert rows[1]["total_change"] == 10 and rows[1]["new_fans"] == 10
     assert rows[50]["new_fans"] is None and rows[50]["total_change"] == 10
-    b = _rows(engine, "SELECT total_fans, new_fans, total_change FROM pgy.kol_daily WHERE kol_id = 'kol_b' ORDER BY 1")
+    b = query_rows(
+        engine, "SELECT total_fans, new_fans, total_change FROM pgy.kol_daily WHERE kol_id = 'kol_b' ORDER BY 1"
+    )
     assert [
         r["total_change"]
-        for r in _rows(engine, "SELECT total_change FROM pgy.kol_daily WHERE kol_id = 'kol_b' ORDER BY date_key")
+        for r in query_rows(engine, "SELECT total_change FROM pgy.kol_daily WHERE kol_id = 'kol_b' ORDER BY date_key")
     ] == [None, 5, -2, 0, 7]
     assert all(r["new_fans"] is None for r in b)
 
 
 def test_kol_latest_gives_growth_over_7_30_90_days(engine: Engine) -> None:
     _known_dataset(engine)
-    rows = {r["kol_id"]: r for r in _rows(engine, "SELECT * FROM pgy.kol_latest")}
+    rows = {r["kol_id"]: r for r in query_rows(engine, "SELECT * FROM pgy.kol_latest")}
     assert set(rows) == {"kol_a", "kol_b"}  # kol_c has no data yet
     a = rows["kol_a"]
     assert a["latest_date"] == date(2026, 4, 10) and a["total_fans"] == 1990
@@ -105,7 +102,7 @@ def test_fetch_health_counts_calls_codes_and_billing_per_china_day(engine: Engin
                     billed=billed,
                 ),
             )
-    health = {r["fetch_date"]: r for r in _rows(engine, "SELECT * FROM pgy.fetch_health")}
+    health = {r["fetch_date"]: r for r in query_rows(engine, "SELECT * FROM pgy.fetch_health")}
     d1 = health[date(2026, 3, 1)]
     assert (d1["calls"], d1["attempts"], d1["calls_ok"], d1["calls_failed"], d1["calls_not_attempted"]) == (
         5,
@@ -122,7 +119,7 @@ def test_fetch_health_counts_calls_codes_and_billing_per_china_day(engine: Engin
 
 
 def test_every_view_and_column_is_documented(engine: Engine) -> None:
-    undocumented = _rows(
+    undocumented = query_rows(
         engine,
         """
         SELECT c.relname, a.attname
@@ -132,7 +129,7 @@ def test_every_view_and_column_is_documented(engine: Engine) -> None:
         """,
     )
     assert undocumented == []
-    views = _rows(
+    views = query_rows(
         engine,
         "SELECT c.relname, obj_description(c.oid) AS d FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgy' AND c.relkind = 'v'",
@@ -173,7 +170,7 @@ def test_reader_role_can_select_everything_and_change_nothing(engine: Engine, da
         for statement in refused:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
-    assert _rows(engine, "SELECT count(*) AS n FROM pgy.tracked_kol")[0]["n"] == 3
+    assert query_rows(engine, "SELECT count(*) AS n FROM pgy.tracked_kol")[0]["n"] == 3
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.sql")))
@@ -185,7 +182,7 @@ def test_example_queries_run_on_the_known_dataset(engine: Engine, example: str) 
 
 def test_coverage_example_finds_the_missing_day(engine: Engine) -> None:
     _known_dataset(engine)
-    rows = _rows(engine, (EXAMPLES / "coverage_per_kol.sql").read_text())
+    rows = query_rows(engine, (EXAMPLES / "coverage_per_kol.sql").read_text())
     by_kol = {r["kol_id"]: r for r in rows}
     assert by_kol["kol_a"]["days_with_total"] == DAYS and by_kol["kol_a"]["days_with_new_fans"] == DAYS - 1
     assert by_kol["kol_c"]["first_date"] is None

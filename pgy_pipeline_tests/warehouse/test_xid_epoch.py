@@ -19,7 +19,7 @@ from pgy_pipeline.warehouse.load import LoadCounts, load_points
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.support.db import fresh_database, libpq_url
 from pgy_pipeline_tests.support.owned_pg import owned_postgres
-from pgy_pipeline_tests.warehouse.test_load import KOL, NEW, TOTAL, stored, window
+from pgy_pipeline_tests.support.warehouse import KOL, NEW, TOTAL, stored, window
 
 EPOCH_1 = 2**32
 
