@@ -225,7 +225,7 @@ def _extra_days(ctx: FaultContext) -> Reply:
 DEFAULT_RANDOM_FAULTS = ("code_301", "code_500", "http_503", "http_500", "code_302")
 
 
-# --- more hostile kinds for the reliability tests (pgy_pipeline_tests/test_hostile_responses.py) -----
+# --- more hostile kinds for the reliability tests (pgy_pipeline_tests/scenarios/test_hostile_responses.py) -----
 
 
 @fault("invalid_json")

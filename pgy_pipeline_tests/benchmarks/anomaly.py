@@ -24,7 +24,7 @@ from pgy_pipeline.warehouse.anomaly import AnomalyRules, refresh_anomalies
 from pgy_pipeline.warehouse.engine import make_engine
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import upgrade
-from pgy_pipeline_tests.pg import fresh_database, server_url
+from pgy_pipeline_tests.support.db import fresh_database, server_url
 
 LAST_DAY = date(2026, 11, 26)
 PLANT_EVERY = 100

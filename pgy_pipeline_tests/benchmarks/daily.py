@@ -57,8 +57,8 @@ from pgy_pipeline.warehouse.validate import Span
 from pgy_pipeline_tests.benchmarks.fetch import simulator_url
 from pgy_pipeline_tests.benchmarks.upsert import checkpoint
 from pgy_pipeline_tests.benchmarks.wal import WalMeter
-from pgy_pipeline_tests.pg import fresh_database, libpq_url, server_url
-from pgy_pipeline_tests.sim import kol_ids
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url, server_url
+from pgy_pipeline_tests.support.simulator import kol_ids
 
 NEW_DAY_TABLE = "bench_new_day_copy"
 
@@ -66,7 +66,7 @@ NEW_DAY_TABLE = "bench_new_day_copy"
 def load_day_one(url: str, base_url: str, day: date) -> dict[str, Any]:
     """Day 1 in a child process (its memory is not this process's), as a plain run of the pipeline."""
     cmd = [
-        sys.executable, "-m", "pgy_pipeline_tests.child_run", "--database-url", url, "--base-url", base_url,
+        sys.executable, "-m", "pgy_pipeline_tests.support.child_run", "--database-url", url, "--base-url", base_url,
         "--token", DEFAULT_TOKEN, "--start", day.isoformat(), "--end", day.isoformat(),
         "--today", (day + timedelta(days=1)).isoformat(), "--run-id", "day-1", "--concurrency", "16",
     ]  # fmt: skip

@@ -24,7 +24,7 @@ from pgy_pipeline.api.client import TrendClient
 from pgy_pipeline.config import Secret
 from pgy_pipeline.model import CallRequest, Outcome, Series
 from pgy_pipeline.simulator import DEFAULT_TOKEN, Simulator
-from pgy_pipeline_tests.sim import SIM_TODAY, fetch_all, kol_ids
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fetch_all, kol_ids
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from pgy_pipeline.config import Secret
 from pgy_pipeline.model import CallRequest, Outcome, Series
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.simulator.limiter import LIMIT_REPLIES, HiddenLimit
-from pgy_pipeline_tests.sim import SIM_TODAY, fetch_all, kol_ids
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, fetch_all, kol_ids
 
 
 def measure(calls: int, limit: HiddenLimit, latency_s: float, **client_settings: Any) -> dict[str, Any]:

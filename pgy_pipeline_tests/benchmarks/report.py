@@ -34,7 +34,7 @@ from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.load import load_points
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.benchmarks.anomaly import LAST_DAY, PLANT_EVERY, generate
-from pgy_pipeline_tests.pg import fresh_database, server_url
+from pgy_pipeline_tests.support.db import fresh_database, server_url
 
 # Nothing leaves the machine: no DNS answer for any name, no background services, no first-run pages.
 CHROMIUM_FLAGS = [

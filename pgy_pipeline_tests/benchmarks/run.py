@@ -32,8 +32,8 @@ from pgy_pipeline.simulator import DEFAULT_TOKEN
 from pgy_pipeline.warehouse.kols import add_kols
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline_tests.benchmarks.fetch import simulator_url
-from pgy_pipeline_tests.pg import fresh_database, server_url
-from pgy_pipeline_tests.sim import SIM_TODAY, kol_ids
+from pgy_pipeline_tests.support.db import fresh_database, server_url
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, kol_ids
 
 
 def _peak_rss_mb() -> float:

@@ -52,7 +52,7 @@ from pgy_pipeline.warehouse.load import LoadCounts, copy_spans, load_points
 from pgy_pipeline.warehouse.migrate import upgrade
 from pgy_pipeline.warehouse.validate import group_spans
 from pgy_pipeline_tests.benchmarks.wal import WalMeter
-from pgy_pipeline_tests.pg import fresh_database, libpq_url, server_url
+from pgy_pipeline_tests.support.db import fresh_database, libpq_url, server_url
 
 LAST_DAY = date(2026, 11, 26)
 YARDSTICK_TABLE = "bench_plain_copy"  # the warehouse table's columns, no index, no constraint

@@ -1,0 +1,29 @@
+"""Fixtures: Dagster instances for in-process runs (helpers in `support/dagster.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgy_pipeline_tests.support.dagster import disposed_after
+
+
+@pytest.fixture
+def instance() -> Iterator[Any]:
+    """An ephemeral Dagster instance, closed after the test (unclosed ones fail noisily at exit)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def local_instance(tmp_path: Path) -> Iterator[Any]:
+    """A persistent instance on disk: a schedule context reads partition status back from it, as the daemon does."""
+    from dagster import DagsterInstance
+
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as inst:
+        yield inst

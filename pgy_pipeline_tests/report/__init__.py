@@ -1,0 +1,1 @@
+"""Tests of pgy_pipeline/report/: the follower report and `kols show`."""

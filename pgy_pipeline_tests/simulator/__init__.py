@@ -1,0 +1,1 @@
+"""Tests of pgy_pipeline/simulator/: the API simulator itself."""
