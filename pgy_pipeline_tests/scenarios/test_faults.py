@@ -30,7 +30,7 @@ from pgy_pipeline_tests.support.dagster import dagster_resources
 from pgy_pipeline_tests.support.db import fresh_database, libpq_url
 from pgy_pipeline_tests.support.faults import GatedSimulator, backend_alive, blocked_merge, wait_until
 from pgy_pipeline_tests.support.owned_pg import OwnedPostgres, owned_postgres
-from pgy_pipeline_tests.support.simulator import SIM_TODAY, fast_client
+from pgy_pipeline_tests.support.simulator import SIM_TODAY, client_for, fast_client
 from pgy_pipeline_tests.support.warehouse import stored, track
 
 DAY = SIM_TODAY - timedelta(days=1)  # the partition the runs below materialise
@@ -219,7 +219,7 @@ def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
     first_today = SIM_TODAY - timedelta(days=1)
     restated = DAY - timedelta(days=3)
     with Simulator(today=first_today) as sim:
-        with fast_client(sim, concurrency=8) as client:
+        with client_for(sim, concurrency=8) as client:
             run_range(engine, client, DAY - timedelta(days=1), DAY - timedelta(days=1), run_id="d0", today=first_today)
         olds = {k: sim.truth(k, Series.TOTAL_FANS, restated) for k in kols[::10]}
         for k, old in olds.items():
@@ -256,7 +256,7 @@ def test_sigkill_inside_the_merge_leaves_no_partial_batch_and_rerun_heals(
         assert (_ok_calls(engine, "killed", marked=False), _ok_calls(engine, "killed", marked=True)) == (200, 0)
 
         billed = sim.billed_calls
-        with fast_client(sim, concurrency=8) as client:
+        with client_for(sim, concurrency=8) as client:
             rerun = run_range(engine, client, DAY, DAY, run_id="heal", today=SIM_TODAY)
         assert rerun.problems == []
         assert sim.billed_calls - billed == 200  # none of the killed load's rows were committed
