@@ -1,6 +1,6 @@
 """Trend points checked and cut into spans: one series' points on consecutive dates, checked a span at a time.
 
-Points arrive grouped per series in date order, so whole-span checks that CPython spans in C (`set(map(type,
+Points arrive grouped per series in date order, so whole-span checks that CPython runs in C (`set(map(type,
 ...))`, `min`/`max`, ordinals against a `range`) replace per-point bytecode; anything unusual drops that group to
 the per-point path, which names the bad point (`LoadRejected`) or cuts the group where a date is missing.
 See docs/warehouse.md (the loader).
@@ -77,7 +77,7 @@ def split_consecutive(kol_id: str, increase_type: str, ordinals: list[int], nums
 
 
 def group_spans(points: Iterable[TrendPoint]) -> list[Span]:
-    """Points as spans WITHOUT validating them (each series' points must be adjacent, as a span delivers them)."""
+    """Points as spans WITHOUT validating them (each series' points must be adjacent, as a run delivers them)."""
     spans: list[Span] = []
     for (kol_id, increase_type), group in groupby(points, key=_series_key):
         rows = list(group)
@@ -112,7 +112,7 @@ def _fast_spans(
 def to_spans(batch: list[TrendPoint], start_index: int, good_kols: set[str], *, background: bool = False) -> list[Span]:
     """Validate `batch` (points start_index...) and cut it into spans; raise LoadRejected on the first bad point.
 
-    `good_kols` caches ids already validated, across batches. With `background` (the loader spans this in a
+    `good_kols` caches ids already validated, across batches. With `background` (the loader runs this in a
     thread beside the connection's thread) it yields the GIL every few groups: otherwise each wake-up of the
     loading thread after a query waits out CPython's 5 ms switch interval (see docs/warehouse.md, the loader).
     """
