@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -159,13 +160,15 @@ def _load_in_child(url: str, days: int, last: date, barrier: Any) -> tuple[int, 
 
 def test_two_processes_loading_overlapping_keys_both_succeed(database_url: str, engine: Engine) -> None:
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+    # An executor shuts its workers down by asking them to finish (a Pool's __exit__ terminates them, which
+    # once hung this test for its whole timeout in a busy suite).
+    with ctx.Manager() as manager, ProcessPoolExecutor(2, mp_context=ctx) as pool:
         barrier = manager.Barrier(2)
         jobs = [
-            pool.apply_async(_load_in_child, (database_url, 60, LAST, barrier)),
-            pool.apply_async(_load_in_child, (database_url, 60, LAST + timedelta(days=30), barrier)),
+            pool.submit(_load_in_child, database_url, 60, LAST, barrier),
+            pool.submit(_load_in_child, database_url, 60, LAST + timedelta(days=30), barrier),
         ]
-        results = [LoadCounts(*job.get(timeout=120)) for job in jobs]
+        results = [LoadCounts(*job.result(timeout=120)) for job in jobs]
     # Serialised by the advisory lock: whichever ran second found the 30 overlapping days already there.
     assert sorted(results) == sorted([LoadCounts(4800, 0, 0), LoadCounts(2400, 0, 2400)])
     expected = {
