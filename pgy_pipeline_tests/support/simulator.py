@@ -20,13 +20,14 @@ MakeClient = Callable[..., TrendClient]  # the `make_client` fixture
 
 SIM_TODAY = date(2026, 3, 9)  # the seed page's example ends on 2026-03-08: "yesterday"
 
-# Test-friendly client settings: retries without waiting, a short read timeout (the "slow" fault
-# answers after Simulator.config.slow_s, longer than this).
+# Test-friendly client settings: retries without waiting. The read timeout is long enough that a busy machine
+# (the whole suite keeps both cores saturated) never turns a slow answer into a retried, twice-billed call;
+# tests of the "slow" faults set a short one of their own (below Simulator.config.slow_s).
 FAST_CLIENT: dict[str, Any] = {
     "backoff_base_s": 0.001,
     "backoff_max_s": 0.02,
     "connect_timeout_s": 2.0,
-    "read_timeout_s": 0.5,
+    "read_timeout_s": 5.0,
 }
 
 
