@@ -37,12 +37,11 @@ def test_schedule_tick_targets_yesterday_in_china(tmp_path: Path) -> None:
     # A persistent instance: the tick reads partition status from it. No warehouse answers (nothing listens on
     # port 1 of the loopback): the tick still runs, on Dagster's marks alone, and says so in a tag.
     warehouse = WarehouseResource(database_url="postgresql://postgres@127.0.0.1:1/pgy")
-    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance:
-        context = build_schedule_context(
-            instance=instance, scheduled_execution_time=tick,
-            resources={"trend_api": TrendApiResource(), "warehouse": warehouse},
-            repository_def=defs.get_repository_def(),
-        )  # fmt: skip
+    with disposed_after(DagsterInstance.local_temp(str(tmp_path))) as instance, build_schedule_context(
+        instance=instance, scheduled_execution_time=tick,
+        resources={"trend_api": TrendApiResource(), "warehouse": warehouse},
+        repository_def=defs.get_repository_def(),
+    ) as context:  # fmt: skip
         (request,) = schedule.evaluate_tick(context).run_requests or []
     assert "the warehouse could not be read" in request.tags["pgy/healing_fallback"]
     # Nothing is materialised in this fresh instance: yesterday and every day of its 30-day window.

@@ -103,10 +103,12 @@ def schedule_tick(instance: Any, today: date, database_url: str) -> Any:
 
     at = datetime.combine(today, clock(6, 30), tzinfo=CHINA_TZ)
     resources = {"trend_api": TrendApiResource(), "warehouse": WarehouseResource(database_url=database_url)}
-    context = build_schedule_context(
+    # As a context manager: the instance the context opens from the given one's ref is closed with it, and with
+    # it Dagster's current defs-state storage (left set, it outlives the instance and breaks later loads).
+    with build_schedule_context(
         instance=instance, scheduled_execution_time=at, resources=resources, repository_def=defs.get_repository_def()
-    )
-    (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
+    ) as context:
+        (request,) = defs.resolve_schedule_def("kol_fans_trend_daily").evaluate_tick(context).run_requests or []
     assert isinstance(request, RunRequest)
     return request
 
