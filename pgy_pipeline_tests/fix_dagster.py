@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,25 +11,18 @@ import pytest
 from pgy_pipeline_tests.support.dagster import disposed_after
 
 
-def _current_defs_state_storage() -> Any:
-    """The context variable behind Dagster 1.13.27's `DefsStateStorage.get()` (it has no public setter)."""
-    from dagster._core.storage.defs_state.base import _current_storage
-
-    return _current_storage
-
-
 @pytest.fixture(autouse=True)
 def _defs_state_storage_as_found() -> Iterator[None]:
-    """Every test leaves Dagster's current defs-state storage as it found it (None, unless a test set one).
+    """Every test leaves Dagster's current defs-state storage as it found it.
 
-    Entering an instance (`build_schedule_context` does) sets it as the current defs-state storage, and an
-    instance that is never exited leaves it set after being disposed: the next definitions load in the same
-    process then fails with "undefined DagsterInstance weakref", so one test would break whichever follows it.
+    Entering an instance sets it as the current defs-state storage; one entered and never exited (a schedule
+    context built without `with` opens one) leaves it set after the instance is gone, and the next definitions
+    load in the same process fails with "undefined DagsterInstance weakref": one test would break the next.
     """
-    before = _current_defs_state_storage().get() if "dagster" in sys.modules else None
-    yield
-    if "dagster" in sys.modules:  # an API test that never loaded Dagster has nothing to restore
-        _current_defs_state_storage().set(before)
+    from dagster._core.storage.defs_state.base import DefsStateStorage, set_defs_state_storage
+
+    with set_defs_state_storage(DefsStateStorage.get()):
+        yield
 
 
 @pytest.fixture

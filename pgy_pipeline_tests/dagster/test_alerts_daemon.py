@@ -21,7 +21,7 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from sqlalchemy import Engine
 
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
+from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, TARGET, pgy_env, process_group, start_daemon
 from pgy_pipeline_tests.support.warehouse import track
 from pgy_pipeline_tests.support.webhook import receiver
 
@@ -75,7 +75,7 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
             PGY_UI_BASE_URL="http://127.0.0.1:3000",
             FRESHNESS_DAEMON_INTERVAL_SECONDS="5",
         )  # fmt: skip
-        spawn([str(BIN / "dagster-daemon"), "run", "-m", "pgy_pipeline.definitions"], env, log, processes)
+        start_daemon(env, log, processes)
         monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url)
         with DagsterInstance.from_config(str(dagster_home)) as instance:
             # Both alert sensors run by default because a webhook is configured; their first tick starts them.
@@ -102,7 +102,7 @@ def test_a_real_daemon_sends_one_message_per_failed_run_and_missed_freshness(
             )
             # The daily run, with a token the API no longer accepts, fails.
             daily = subprocess.run(
-                [str(BIN / "dagster"), "asset", "materialize", "-m", "pgy_pipeline.definitions",
+                [str(BIN / "dagster"), "asset", "materialize", *TARGET,
                  "--select", "kol_fans_trend", "--partition", yesterday.isoformat()],
                 env={**env, "PGY_API_TOKEN": REVOKED}, cwd=REPO, capture_output=True, text=True, timeout=300,
             )  # fmt: skip

@@ -16,15 +16,13 @@ from pgy_pipeline.defs.assets import API_POOL, kol_fans_trend
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.support.dagster_procs import (
-    BIN,
     REPOSITORIES,
     START_SCHEDULE,
-    free_port,
     gql,
     pgy_env,
     process_group,
-    spawn,
-    wait_for,
+    start_daemon,
+    start_webserver,
     wait_for_runs,
 )
 from pgy_pipeline_tests.support.db import libpq_url
@@ -75,13 +73,9 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
     on ticks it reaches late, so however slowly the machine starts the daemon, this tick cannot be missed."""
     kols = track(engine, 3)
     env = pgy_env(dagster_home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url)
-    target = ["-m", "pgy_pipeline.definitions"]
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
-    port = free_port()
-    graphql = f"http://127.0.0.1:{port}/graphql"
     with process_group() as processes:
-        spawn([str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)], env, web_log, processes)
-        wait_for(f"http://127.0.0.1:{port}/server_info", processes[0], web_log)
+        graphql = start_webserver(env, web_log, processes)
 
         instance = gql(graphql, INSTANCE)["instance"]
         assert instance["runQueuingSupported"] is True
@@ -95,7 +89,7 @@ def test_webserver_and_daemon_on_the_production_config_run_a_schedule_tick(
 
         tick = _next_minute_in_china()  # after the schedule's start: the daemon will evaluate it, late or not
         daemon_env = env | {"PGY_SCHEDULE_TIME": f"{tick:%H:%M}"}
-        spawn([str(BIN / "dagster-daemon"), "run", *target], daemon_env, daemon_log, processes)
+        start_daemon(daemon_env, daemon_log, processes)
         wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 600
         runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), wait_s, poll_s=1)
         logs = f"daemon:\n{daemon_log.read_text()[-3000:]}"

@@ -15,14 +15,12 @@ from sqlalchemy import Engine
 from pgy_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.support.dagster_procs import (
-    BIN,
     LAUNCH_BACKFILL,
-    free_port,
     gql,
     pgy_env,
     process_group,
-    spawn,
-    wait_for,
+    start_daemon,
+    start_webserver,
     wait_for_runs,
 )
 from pgy_pipeline_tests.support.warehouse import stored, track
@@ -54,24 +52,18 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
     yesterday: date,
 ) -> None:
     kols = track(engine, 2)
-    port = free_port()
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
-    target = ["-m", "pgy_pipeline.definitions"]
-    spawn(
-        [str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)], dagster_env, web_log, processes
-    )
-    wait_for(f"http://127.0.0.1:{port}/server_info", processes[0], web_log)
+    graphql = start_webserver(dagster_env, web_log, processes)
 
     start, end = yesterday - timedelta(days=2), yesterday
     names = [(start + timedelta(days=i)).isoformat() for i in range(3)]
-    graphql = f"http://127.0.0.1:{port}/graphql"
     params = {"partitionNames": names, "assetSelection": [{"path": ["kol_fans_trend"]}]}
     launched = gql(graphql, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
 
     # Backfills are executed by the daemon (as under `dagster dev`); started now, its first tick picks this one up.
-    spawn([str(BIN / "dagster-daemon"), "run", *target], dagster_env, daemon_log, processes)
+    start_daemon(dagster_env, daemon_log, processes)
     # The run's five steps each start a Python process; on 2 loaded cores (the suite in 4 processes, the anomaly and
     # report runs the automation starts meanwhile) that alone can take minutes: wait for it to finish, not a pace.
     runs = wait_for_runs(graphql, ("dagster/backfill", backfill_id), timeout_s=420)

@@ -27,16 +27,14 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.support.dagster import disposed_after, materialize_trend, partition_keys, partition_status
 from pgy_pipeline_tests.support.dagster_procs import (
-    BIN,
     LAUNCH_BACKFILL,
     REPOSITORIES,
     START_SCHEDULE,
-    free_port,
     gql,
     pgy_env,
     process_group,
-    spawn,
-    wait_for,
+    start_daemon,
+    start_webserver,
     wait_for_runs,
 )
 from pgy_pipeline_tests.support.warehouse import stored, track
@@ -80,14 +78,10 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         PGY_SCHEDULE_TIME=f"{tick:%H:%M}", PGY_PUBLISH_LAG_WAIT_S="3", PGY_PUBLISH_LAG_RETRIES="5",
         PGY_PARTITIONS_START="2025-01-01",  # this deployment keeps partitions older than the API's horizon
     )  # fmt: skip
-    target = ["-m", "pgy_pipeline.definitions"]
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
-    port = free_port()
-    graphql = f"http://127.0.0.1:{port}/graphql"
     with process_group() as processes:
-        spawn([str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)], env, web_log, processes)
-        wait_for(f"http://127.0.0.1:{port}/server_info", processes[0], web_log)
-        spawn([str(BIN / "dagster-daemon"), "run", *target], env, daemon_log, processes)
+        graphql = start_webserver(env, web_log, processes)
+        start_daemon(env, daemon_log, processes)
         (repo,) = gql(graphql, REPOSITORIES)["repositoriesOrError"]["nodes"]
         location = repo["location"]["name"]
 

@@ -17,14 +17,13 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 from sqlalchemy import Engine, text
 
-from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, pgy_env, process_group, spawn
+from pgy_pipeline_tests.support.dagster_procs import BIN, REPO, TARGET, pgy_env, process_group, start_daemon
 from pgy_pipeline_tests.support.faults import GatedSimulator, wait_until
 from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 KOLS = 8  # KOLs 0-3 answer at once (two committed chunks of 4 calls); the answers for 4-7 are held
-TARGET = ["-m", "pgy_pipeline.definitions"]
 STARTED_WORKER = re.compile(r"multiprocess executor: parent process \(pid: (\d+)\)")  # the run worker
 DAEMON_WAIT_S = 600.0  # detection, retry, queue, a new worker and the pool slot's release: generous
 
@@ -106,7 +105,7 @@ def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_call
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url)
     daemon_log = tmp_path / "daemon.log"
     with process_group() as processes, DagsterInstance.from_config(str(dagster_home)) as instance:
-        spawn([str(BIN / "dagster-daemon"), "run", *TARGET], env, daemon_log, processes)
+        start_daemon(env, daemon_log, processes)
         _launch(env, {"ops": {"kol_fans_trend": {"config": {"chunk_calls": 4}}}}, yesterday)
         (first,) = _trend_runs(instance)
 

@@ -74,20 +74,12 @@ def partition_status(instance: Any, start: date, end: date) -> dict[str, str]:
 
 @contextlib.contextmanager
 def disposed_after(instance: Any) -> Iterator[Any]:
-    """Use a persistent Dagster instance, then dispose it, without `with instance:`.
-
-    In Dagster 1.13.27 `DagsterInstance.__exit__` disposes the instance but leaves its defs-state storage set
-    as the current one (`__enter__` sets a context variable nothing resets), so a later definitions load in
-    the same test process reaches the disposed instance ("undefined DagsterInstance weakref"). Contexts built
-    on the instance (`build_schedule_context`) enter it too: the current storage is restored on leaving.
-    """
-    from dagster._core.storage.defs_state.base import DefsStateStorage, set_defs_state_storage
-
-    with set_defs_state_storage(DefsStateStorage.get()):
-        try:
-            yield instance
-        finally:
-            instance.dispose()
+    """Use a Dagster instance, then dispose it, without entering it (entering would make it Dagster's current
+    defs-state storage for the test; fix_dagster.py restores that setting after every test)."""
+    try:
+        yield instance
+    finally:
+        instance.dispose()
 
 
 def schedule_tick(instance: Any, today: date, database_url: str) -> Any:

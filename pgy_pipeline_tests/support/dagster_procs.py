@@ -25,6 +25,7 @@ import requests
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
+TARGET = ["-m", "pgy_pipeline.definitions"]  # the code location, as the CLI, webserver and daemon load it
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 START_SCHEDULE = """
@@ -116,6 +117,19 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: floa
             pass
         time.sleep(0.3)
     pytest.fail(f"{url} did not answer within {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def start_webserver(env: dict[str, str], log: Path, started: list[subprocess.Popen[bytes]]) -> str:
+    """`dagster-webserver` for the code location on a free loopback port, once it answers; its GraphQL URL."""
+    port = free_port()
+    spawn([str(BIN / "dagster-webserver"), *TARGET, "-h", "127.0.0.1", "-p", str(port)], env, log, started)
+    wait_for(f"http://127.0.0.1:{port}/server_info", started[-1], log)
+    return f"http://127.0.0.1:{port}/graphql"
+
+
+def start_daemon(env: dict[str, str], log: Path, started: list[subprocess.Popen[bytes]]) -> None:
+    """`dagster-daemon run` for the code location (its log in `log`)."""
+    spawn([str(BIN / "dagster-daemon"), "run", *TARGET], env, log, started)
 
 
 def pgy_env(dagster_home: Path, database_url: str, base_url: str, token: str, **extra: str) -> dict[str, str]:
