@@ -64,7 +64,7 @@ def test_partition_range_backfill_launched_through_graphql_lands_in_the_warehous
 
     # Backfills are executed by the daemon (as under `dagster dev`); started now, its first tick picks this one up.
     start_daemon(dagster_env, daemon_log, processes)
-    # The run's five steps each start a Python process; on 2 loaded cores (the suite in 4 processes, the anomaly and
+    # The run worker imports Dagster and the package; on 2 loaded cores (the suite in 4 processes, the anomaly and
     # report runs the automation starts meanwhile) that alone can take minutes: wait for it to finish, not a pace.
     runs = wait_for_runs(graphql, ("dagster/backfill", backfill_id), timeout_s=420)
     assert runs, f"no run was launched for the backfill:\n{daemon_log.read_text()[-3000:]}"
