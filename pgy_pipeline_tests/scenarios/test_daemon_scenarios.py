@@ -2,6 +2,8 @@
 
 One deployment (Postgres storage, run queue, API pool) serves two scenarios in turn:
 
+0. The webserver reports the production run queue, and Dagster's run history lands in its Postgres storage.
+
 1. The daemon was down for three days and the API publishes one KOL late on the morning it is back:
    ONE schedule tick heals all four partitions, the step retries itself for the late KOL and succeeds,
    billing 2 calls per KOL plus 2 for the retried KOL.
@@ -17,6 +19,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import Engine
@@ -27,6 +30,7 @@ from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.status import read_status
 from pgy_pipeline_tests.support.dagster import disposed_after, materialize_trend, partition_keys, partition_status
 from pgy_pipeline_tests.support.dagster_procs import (
+    INSTANCE,
     LAUNCH_BACKFILL,
     REPOSITORIES,
     START_SCHEDULE,
@@ -37,6 +41,7 @@ from pgy_pipeline_tests.support.dagster_procs import (
     start_webserver,
     wait_for_runs,
 )
+from pgy_pipeline_tests.support.db import libpq_url
 from pgy_pipeline_tests.support.warehouse import stored, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -44,10 +49,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 SCHEDULE = "kol_fans_trend_daily"
 
 
-def _tick_time() -> datetime:
-    """The next whole minute in China, with room for the webserver and daemon to start first."""
-    now = datetime.now(CHINA_TZ)
-    return (now + timedelta(minutes=2 if now.second > 30 else 1)).replace(second=0, microsecond=0)
+def _next_minute_in_china() -> datetime:
+    """The next whole minute in China. Chosen once the schedule is on: Dagster's scheduler evaluates every tick
+    after the moment the schedule was started, catching up on a tick it reaches late, so however slowly the
+    machine starts the daemon, this tick cannot be missed."""
+    return (datetime.now(CHINA_TZ) + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 @pytest.mark.timeout(900)  # a real daemon over several ticks and runs: slow on a loaded machine
@@ -72,16 +78,16 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
     sim_today.set_today(None)
     sim_today.reset_counters()
 
-    tick = _tick_time()
     env = pgy_env(
         dagster_home, database_url, sim_today.base_url, sim_today.token, DAGSTER_PG_URL=dagster_storage_url,
-        PGY_SCHEDULE_TIME=f"{tick:%H:%M}", PGY_PUBLISH_LAG_WAIT_S="3", PGY_PUBLISH_LAG_RETRIES="5",
+        PGY_PUBLISH_LAG_WAIT_S="3", PGY_PUBLISH_LAG_RETRIES="5",
         PGY_PARTITIONS_START="2025-01-01",  # this deployment keeps partitions older than the API's horizon
     )  # fmt: skip
     web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
     with process_group() as processes:
         graphql = start_webserver(env, web_log, processes)
-        start_daemon(env, daemon_log, processes)
+        queue = gql(graphql, INSTANCE)["instance"]
+        assert queue["runQueuingSupported"] is True and queue["runQueueConfig"]["maxConcurrentRuns"] == 4
         (repo,) = gql(graphql, REPOSITORIES)["repositoriesOrError"]["nodes"]
         location = repo["location"]["name"]
 
@@ -97,7 +103,9 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         publisher.start()
         selector = {"repositoryLocationName": location, "repositoryName": repo["name"], "scheduleName": SCHEDULE}
         started = gql(graphql, START_SCHEDULE, {"selector": selector})["startSchedule"]
-        assert started["__typename"] == "ScheduleStateResult", started
+        assert started["__typename"] == "ScheduleStateResult", started  # turned on as in the UI's toggle
+        tick = _next_minute_in_china()
+        start_daemon(env | {"PGY_SCHEDULE_TIME": f"{tick:%H:%M}"}, daemon_log, processes)
         wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 300
         runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), wait_s, poll_s=1)
         logs = f"daemon:\n{daemon_log.read_text()[-3000:]}"
@@ -113,6 +121,8 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         assert [c.kol_id for c in sim_today.calls[2 * len(kols) :]] == [kols[1], kols[1]]
         assert len(stored(engine, *healed)) == 2 * len(kols) * 4
         assert read_status(engine, days=30, today=china_today()).ok
+        with psycopg.connect(libpq_url(dagster_storage_url)) as conn:  # Dagster's history: in Postgres, not on disk
+            assert conn.execute("SELECT count(*) FROM runs WHERE run_id = %s", (runs[0]["runId"],)).fetchone() == (1,)
 
         # --- 2. a UI backfill reaching past the API's horizon ---------------------------------------------
         sim_today.reset_counters()

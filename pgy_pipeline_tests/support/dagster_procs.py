@@ -27,6 +27,7 @@ BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 TARGET = ["-m", "pgy_pipeline.definitions"]  # the code location, as the CLI, webserver and daemon load it
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+INSTANCE = "{ instance { runQueuingSupported runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml } } }"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 START_SCHEDULE = """
 mutation Start($selector: ScheduleSelector!) {
