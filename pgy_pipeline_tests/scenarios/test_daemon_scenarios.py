@@ -8,8 +8,8 @@ One deployment (Postgres storage, run queue, API pool) serves two scenarios in t
    ONE schedule tick heals all four partitions, the step retries itself for the late KOL and succeeds,
    billing 2 calls per KOL plus 2 for the retried KOL.
 2. A UI backfill (GraphQL, as "Launch backfill" sends it) over a range reaching past the API's horizon:
-   the reachable partitions end materialised, the lost ones failed, and the follow-up sensor's run
-   (billing nothing) runs the checks the failed run skipped.
+   ONE run for the whole range; the reachable partitions end materialised with their rows in the warehouse,
+   the lost ones failed, and the follow-up sensor's run (billing nothing) runs the checks the failed run skipped.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
             end.isoformat(),
         )
     assert sim_today.billed_calls == 2 * len(kols)  # the backfill's windows; the follow-up billed nothing
+    assert len(stored(engine, oldest, end)) == 2 * len(kols) * 3  # the reachable days, from the oldest served
     with disposed_after(DagsterInstance.from_config(str(dagster_home))) as instance:
         status = partition_status(instance, start, end)
         assert status == {

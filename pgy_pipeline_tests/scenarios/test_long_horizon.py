@@ -1,4 +1,4 @@
-"""400 simulated days of daily runs for 20 KOLs, compared with the simulator's ground truth.
+"""400 simulated days of daily runs for 10 KOLs, compared with the simulator's ground truth.
 
 The simulator's clock walks from 399 days ago to today (the last days must be real "today" so that
 Dagster's partitions and asset checks, which read the wall clock, line up). Along the way:
@@ -40,7 +40,7 @@ from pgy_pipeline_tests.support.warehouse import track
 pytestmark = [pytest.mark.slow]
 
 DAYS = 400
-KOLS = 20  # enough for every fault kind each day; each KOL costs 800 HTTP calls over the test
+KOLS = 10  # about one transiently faulted call a day; each KOL costs 800 HTTP calls over the test
 DAGSTER_DAYS = 8  # the last days go through Dagster in-process (its partitions and checks)
 OUTAGE = range(150, 160)  # day indexes with the API down
 LONG_FAILURE = range(345, 385)  # the API fails every call for KOL 0: longer than the 30-day window heals
