@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance
+from dagster._core.scheduler.instigation import InstigatorType, ScheduleInstigatorData
 from sqlalchemy import Engine
 
 from pgy_pipeline.china_time import CHINA_TZ, china_today
@@ -49,11 +50,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 SCHEDULE = "kol_fans_trend_daily"
 
 
-def _next_minute_in_china() -> datetime:
-    """The next whole minute in China. Chosen once the schedule is on: Dagster's scheduler evaluates every tick
-    after the moment the schedule was started, catching up on a tick it reaches late, so however slowly the
-    machine starts the daemon, this tick cannot be missed."""
-    return (datetime.now(CHINA_TZ) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+def _on_since_before_this_minute(dagster_home: Path) -> datetime:
+    """The schedule, just turned on as in the UI, records that it was on since before the current minute (as it
+    would have been for months), and that minute becomes its time: the daemon then finds a tick it has not
+    evaluated yet and evaluates it on its first pass, as it does when it comes back after being down, instead
+    of the test waiting up to a minute for the next one. Only the recorded start moves (Dagster's own state)."""
+    tick = datetime.now(CHINA_TZ).replace(second=0, microsecond=0)
+    with disposed_after(DagsterInstance.from_config(str(dagster_home))) as instance:
+        states = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+        (state,) = [s for s in states if s.instigator_name == SCHEDULE]
+        cron = state.instigator_data.cron_schedule
+        instance.update_instigator_state(state.with_data(ScheduleInstigatorData(cron, tick.timestamp() - 1)))
+    return tick
 
 
 @pytest.mark.timeout(900)  # a real daemon over several ticks and runs: slow on a loaded machine
@@ -104,10 +112,9 @@ def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_
         selector = {"repositoryLocationName": location, "repositoryName": repo["name"], "scheduleName": SCHEDULE}
         started = gql(graphql, START_SCHEDULE, {"selector": selector})["startSchedule"]
         assert started["__typename"] == "ScheduleStateResult", started  # turned on as in the UI's toggle
-        tick = _next_minute_in_china()
+        tick = _on_since_before_this_minute(dagster_home)
         start_daemon(env | {"PGY_SCHEDULE_TIME": f"{tick:%H:%M}"}, daemon_log, processes)
-        wait_s = (tick - datetime.now(CHINA_TZ)).total_seconds() + 300
-        runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), wait_s, poll_s=1)
+        runs = wait_for_runs(graphql, ("dagster/schedule_name", SCHEDULE), timeout_s=300, poll_s=1)
         logs = f"daemon:\n{daemon_log.read_text()[-3000:]}"
         assert len(runs) == 1, f"expected one scheduled run, got {runs}\n{logs}"
         assert runs[0]["status"] == "SUCCESS", logs
