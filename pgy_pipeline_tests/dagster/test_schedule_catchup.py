@@ -26,7 +26,6 @@ pytestmark = [pytest.mark.subprocess]
 RECORDING_LAUNCHER = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}
 
 
-@pytest.mark.timeout(600)
 def test_after_three_missed_mornings_only_the_latest_tick_is_evaluated(caplog: pytest.LogCaptureFixture) -> None:
     today = china_today()
     now = datetime.combine(today, time(10, 0), tzinfo=CHINA_TZ)  # back at 10:00, after today's 06:30

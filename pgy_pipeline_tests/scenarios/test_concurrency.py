@@ -53,7 +53,6 @@ def _daily(database_url: str, sim: Simulator, dagster_home: Path, partition: dat
     )  # fmt: skip
 
 
-@pytest.mark.timeout(900)  # real processes / many simulated days: slow on a loaded machine
 def test_daily_run_and_overlapping_backfill_at_once(
     engine: Engine, database_url: str, tmp_path: Path, today: date, yesterday: date
 ) -> None:

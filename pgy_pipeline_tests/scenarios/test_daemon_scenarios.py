@@ -64,7 +64,7 @@ def _on_since_before_this_minute(dagster_home: Path) -> datetime:
     return tick
 
 
-@pytest.mark.timeout(900)  # a real daemon over several ticks and runs: slow on a loaded machine
+@pytest.mark.timeout(600)  # a real webserver and daemon over four runs and two daemon intervals (30 s)
 def test_missed_days_a_late_morning_and_a_backfill_across_the_horizon_on_a_live_daemon(
     engine: Engine,
     sim_today: Simulator,

@@ -87,7 +87,7 @@ def gated(engine: Engine) -> Iterator[tuple[GatedSimulator, list[str]]]:
             sim.release.set()  # answer (to nobody) what the killed worker left waiting
 
 
-@pytest.mark.timeout(1200)  # real daemon, two runs, a pool slot released by run monitoring
+@pytest.mark.timeout(600)  # a real daemon, three runs, a pool slot released by run monitoring
 def test_a_killed_run_worker_is_failed_and_retried_billing_only_uncommitted_calls(
     engine: Engine,
     gated: tuple[GatedSimulator, list[str]],

@@ -51,7 +51,6 @@ def test_a_run_on_a_postgres_backed_instance_never_falls_back_to_an_embedded_war
 
 @pytest.mark.embedded
 @pytest.mark.subprocess
-@pytest.mark.timeout(600)
 def test_the_demo_on_a_fresh_clone_is_quiet_says_how_to_stop_its_postgres_and_db_stop_stops_it(
     tmp_path: Path,
 ) -> None:

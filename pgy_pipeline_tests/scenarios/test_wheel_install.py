@@ -26,8 +26,8 @@ from pgy_pipeline_tests.support.warehouse import stored
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.subprocess,
-    pytest.mark.timeout(900),
-]  # builds a wheel, installs into a new venv
+    pytest.mark.timeout(450),
+]  # builds a wheel, installs it with its dependencies into a new venv
 
 
 @pytest.fixture(scope="module")
