@@ -47,14 +47,20 @@ def fresh_database(admin_url: str, prefix: str = "pgy_t", template: str | None =
 
 class DatabaseCopies:
     """Databases of their own, copies of `template`: the next one is made in a background thread while the current
-    test runs, and used ones are dropped there too, so a test waits for neither CREATE DATABASE nor DROP DATABASE
-    (each about a second on a busy server). One thread does both, in order: never more than two copies at once."""
+    test runs, so a test never waits for CREATE DATABASE (a fraction of a second on a busy server).
+
+    Used copies are dropped when the session ends, not after each test. On ext4 without a journal (as on many
+    virtual machines, the CI machine included) a new file's inode is found by skipping, one by one, the inodes
+    deleted in the last minute (five while their inode table block is unwritten), and a database is a few hundred
+    files: dropping one copy per test while creating the next made each CREATE DATABASE up to ten times slower,
+    in kernel time (docs/benchmarks.md)."""
 
     def __init__(self, admin_url: str, template: str, prefix: str = "pgy_t") -> None:
         self._admin = libpq_url(admin_url)
         self._url = make_url(admin_url)
         self._template = template
         self._prefix = prefix
+        self._used: list[str] = []
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgy-test-databases")
         self._next: Future[str] = self._thread.submit(self._create)
 
@@ -64,9 +70,10 @@ class DatabaseCopies:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
         return self._url.set(database=name).render_as_string(hide_password=False)
 
-    def _drop(self, url: str) -> None:
+    def _drop(self, urls: list[str]) -> None:
         with psycopg.connect(self._admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+            for url in urls:
+                conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
     def take(self) -> str:
         """A new copy's URL (made ahead), and start making the next."""
@@ -75,14 +82,16 @@ class DatabaseCopies:
         return url
 
     def give_back(self, url: str) -> None:
-        """Drop a copy, in the background."""
-        self._thread.submit(self._drop, url)
+        """A copy the test is done with: dropped with the others when the session ends."""
+        self._used.append(url)
 
     def close(self) -> None:
-        """Drop the copy made ahead and wait for every drop (before the template itself goes)."""
+        """Drop every copy, the one made ahead included (before the template itself goes)."""
         with contextlib.suppress(Exception):
-            self._drop(self._next.result())
+            self._used.append(self._next.result())
         self._thread.shutdown(wait=True)
+        self._drop(self._used)
+        self._used = []
 
 
 # Cluster-wide roles the migrations create (NOLOGIN groups): left behind only if they existed before the session.
